@@ -1,0 +1,193 @@
+//! The engine: one DataFusion `SessionContext` with everything FStore adds, wired in one place.
+//!
+//! [`Engine::open`] turns a [`Config`] into a running engine: the warehouse's object store
+//! (local or S3) and lazily created S3 stores for other buckets, a memory pool with the
+//! configured limit (queries past it fail with "resources exhausted" instead of killing the
+//! process), the `fstore` catalog (`public`: user tables and views from the registry;
+//! `fstore`: system tables), and the functions of every [`EngineExtension`].
+//!
+//! Statement execution lives in `sql::exec`; this module only builds and syncs.
+
+pub mod catalog;
+pub mod object_stores;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::error::Result;
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+
+use crate::config::Config;
+use crate::providers::system::SystemSchema;
+use crate::registry::Registry;
+use catalog::RegistrySchema;
+use object_stores::{FStoreObjectStores, Warehouse};
+
+/// The catalog every FStore object lives in.
+pub const CATALOG: &str = "fstore";
+/// Schema of user tables, views and feature groups.
+pub const USER_SCHEMA: &str = "public";
+/// Schema of the system tables (`fstore.history`, …).
+pub const SYSTEM_SCHEMA: &str = "fstore";
+
+/// Something that adds functions, table functions or system tables to the engine. Each
+/// feature area (UDFs, feature groups, training sets, …) is one extension.
+pub trait EngineExtension: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn register(
+        &self,
+        ctx: &SessionContext,
+        registry: &Arc<Registry>,
+        system: &SystemSchema,
+    ) -> Result<()>;
+}
+
+/// The functions of the `fstore-udfs` crate.
+struct UdfExtension;
+
+impl EngineExtension for UdfExtension {
+    fn name(&self) -> &'static str {
+        "fstore-udfs"
+    }
+    fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
+        fstore_udfs::register_all(ctx)
+    }
+}
+
+/// The sample data set's table functions (`sample_transactions`, `sample_products`).
+struct SampleDataExtension;
+
+impl EngineExtension for SampleDataExtension {
+    fn name(&self) -> &'static str {
+        "sample-data"
+    }
+    fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
+        crate::sample::register(ctx);
+        Ok(())
+    }
+}
+
+/// The extensions every engine gets.
+pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
+    vec![Box::new(UdfExtension), Box::new(SampleDataExtension)]
+}
+
+/// A running FStore engine on one warehouse.
+pub struct Engine {
+    config: Config,
+    ctx: SessionContext,
+    registry: Arc<Registry>,
+    catalog: Arc<RegistrySchema>,
+    refresh_interval: Duration,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("warehouse", &self.registry.warehouse().url().as_str())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the warehouse named by `config` and builds the engine over it.
+    pub async fn open(config: &Config) -> Result<Arc<Engine>> {
+        Self::open_with(config, default_extensions()).await
+    }
+
+    /// Like [`Engine::open`], with an explicit list of extensions.
+    pub async fn open_with(
+        config: &Config,
+        extensions: Vec<Box<dyn EngineExtension>>,
+    ) -> Result<Arc<Engine>> {
+        let warehouse = Warehouse::open(&config.warehouse, &config.s3)?;
+        let stores = Arc::new(FStoreObjectStores::new(config.s3.clone()));
+        stores.register_store(&warehouse.store_url(), Arc::clone(warehouse.store()));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.memory_limit_bytes()?, 1.0)
+            .with_object_store_registry(stores)
+            .build_arc()?;
+        let partitions = config.target_partitions.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        let session_config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, USER_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            .with_target_partitions(partitions.max(1));
+        let state = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+
+        let refresh_interval = if warehouse.local_dir().is_some() {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(500)
+        };
+        let registry = Arc::new(Registry::open(warehouse.clone()).await?);
+        let catalog = Arc::new(RegistrySchema::new(warehouse));
+        let system = Arc::new(SystemSchema::new(Arc::clone(&registry)));
+        let fstore = MemoryCatalogProvider::new();
+        fstore.register_schema(USER_SCHEMA, Arc::clone(&catalog) as _)?;
+        fstore.register_schema(SYSTEM_SCHEMA, Arc::clone(&system) as _)?;
+        ctx.register_catalog(CATALOG, Arc::new(fstore));
+        for ext in &extensions {
+            ext.register(&ctx, &registry, &system)?;
+            tracing::debug!(extension = ext.name(), "extension registered");
+        }
+        let engine = Arc::new(Engine {
+            config: config.clone(),
+            ctx,
+            registry,
+            catalog,
+            refresh_interval,
+        });
+        engine.sync().await?;
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The shared session context.
+    pub fn ctx(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// A snapshot of the session state (for planning).
+    pub fn state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn warehouse(&self) -> &Warehouse {
+        self.registry.warehouse()
+    }
+
+    /// Picks up registry changes (from this or another process) and rebuilds what changed.
+    /// Called before each statement.
+    pub async fn refresh(&self) -> Result<()> {
+        self.registry.refresh(self.refresh_interval).await?;
+        self.sync().await
+    }
+
+    /// Brings the catalog up to the registry's current state.
+    pub async fn sync(&self) -> Result<()> {
+        let state = self.registry.state();
+        self.catalog.sync(&state, &self.ctx.state()).await
+    }
+}

@@ -1,0 +1,3 @@
+//! Table functions (`training_set`, `validate`, …) and the helpers they share.
+
+pub mod args;

@@ -1,0 +1,21 @@
+//! FStore: a feature store that is a SQL engine.
+//!
+//! Every feature-store workflow is a SQL statement planned and executed by Apache DataFusion
+//! with FStore's extensions, served over Arrow Flight SQL. See `DESIGN.md` for the map:
+//! `sql` (statement front) → `registry` (durable definitions) → `engine` (the one
+//! `SessionContext`) → `providers` (tables FStore adds).
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod functions;
+pub mod principal;
+pub mod providers;
+pub mod registry;
+pub mod sample;
+pub mod sql;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use principal::Principal;

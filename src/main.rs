@@ -1,0 +1,161 @@
+//! `fstore`: the command-line entry point. Parses flags, builds the configuration, and
+//! dispatches; everything else lives in the library.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use fstore::cli::output::Format;
+use fstore::config::Config;
+use fstore::error::user_message;
+use fstore::{Engine, cli};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fstore",
+    version,
+    about = "FStore: a feature store that is a SQL engine"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Warehouse: a local directory or s3://bucket/prefix [default: ./fstore-data]
+    #[arg(long, global = true, env = "FSTORE_WAREHOUSE")]
+    warehouse: Option<String>,
+    /// Configuration file [default: ./fstore.toml if present]
+    #[arg(long, global = true, env = "FSTORE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Memory available to queries, e.g. 4GiB [default: 60% of RAM]
+    #[arg(long, global = true, env = "FSTORE_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
+    /// Parallelism of query plans [default: number of cores]
+    #[arg(long, global = true)]
+    target_partitions: Option<usize>,
+    /// Log level: error, warn, info, debug, trace (or a tracing filter)
+    #[arg(long, global = true, env = "FSTORE_LOG", default_value = "warn")]
+    log_level: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run SQL against the warehouse: -c SQL, -f FILE, SQL on stdin, or an interactive shell
+    Sql {
+        /// SQL to run (may be repeated; runs in order)
+        #[arg(short = 'c', long = "command")]
+        commands: Vec<String>,
+        /// File of SQL statements (may be repeated; runs in order)
+        #[arg(short = 'f', long = "file")]
+        files: Vec<PathBuf>,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write the sample data set (tables transactions and products) into the warehouse
+    Demo {
+        /// Number of transactions
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Random seed
+        #[arg(long, default_value_t = fstore::sample::DEFAULT_SEED)]
+        seed: u64,
+    },
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn config_from(global: &Global) -> Result<Config, String> {
+    let mut config = Config::load(global.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(w) = &global.warehouse {
+        config.warehouse = w.clone();
+    }
+    if let Some(m) = &global.memory_limit {
+        config.memory_limit = Some(m.clone());
+    }
+    if let Some(p) = global.target_partitions {
+        config.target_partitions = Some(p);
+    }
+    config.memory_limit_bytes().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let config = config_from(&cli.global)?;
+    let err = |e: datafusion::error::DataFusionError| user_message(&e);
+    let engine = Engine::open(&config).await.map_err(err)?;
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Sql {
+            commands,
+            files,
+            format,
+        } => {
+            if commands.is_empty() && files.is_empty() {
+                if std::io::stdin().is_terminal() {
+                    drop(stdout);
+                    return cli::repl::run(&engine, format).await.map_err(err);
+                }
+                let mut sql = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut sql)
+                    .map_err(|e| format!("cannot read SQL from stdin: {e}"))?;
+                return cli::run_script(&engine, &sql, format, &mut stdout)
+                    .await
+                    .map_err(err);
+            }
+            for sql in &commands {
+                cli::run_script(&engine, sql, format, &mut stdout)
+                    .await
+                    .map_err(err)?;
+            }
+            for file in &files {
+                let sql = std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                cli::run_script(&engine, &sql, format, &mut stdout)
+                    .await
+                    .map_err(|e| format!("{}: {}", file.display(), user_message(&e)))?;
+            }
+            Ok(())
+        }
+        Command::Demo { rows, seed } => cli::demo(&engine, rows, seed, &mut stdout)
+            .await
+            .map_err(err),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,287 @@
+//! What the registry records: definitions, change records, and the state they fold into.
+//!
+//! The state is a pure function of the change log: [`RegistryState::apply`] is the only way
+//! state changes, whether a record was just committed here, written by another process, or
+//! replayed at start-up. [`RegistryState::check`] validates a change against the state before
+//! it is committed, so a record in the log always applies cleanly.
+
+use std::collections::BTreeMap;
+
+use arrow_schema::Schema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::FStoreError;
+
+/// One committed change: the unit of the append-only log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChangeRecord {
+    /// Position in the log, 1-based, no gaps.
+    pub seq: u64,
+    /// Commit time, microseconds since the Unix epoch (UTC).
+    pub committed_at: i64,
+    /// Who made the change.
+    pub principal: String,
+    /// The statement that made it, as SQL.
+    pub statement: String,
+    pub change: Change,
+}
+
+/// A change to the catalog of definitions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// `CREATE [OR REPLACE] EXTERNAL TABLE`: data stays where it is.
+    CreateExternalTable(ExternalTable),
+    /// `CREATE TABLE … [AS …]`: data written as Parquet into the warehouse.
+    CreateTable(ManagedTable),
+    /// `INSERT INTO` a managed table: new data files. `table_created` identifies the table
+    /// (its creating record), so files never land in a table re-created meanwhile.
+    AppendFiles {
+        table: String,
+        table_created: u64,
+        files: Vec<DataFile>,
+    },
+    /// `CREATE [OR REPLACE] VIEW`.
+    CreateView(View),
+    /// `DROP TABLE` / `DROP VIEW`.
+    Drop {
+        name: String,
+        relation: RelationKind,
+    },
+}
+
+/// Kinds of named relations a query can read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    Table,
+    View,
+}
+
+impl RelationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RelationKind::Table => "table",
+            RelationKind::View => "view",
+        }
+    }
+}
+
+/// A table over files FStore does not own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExternalTable {
+    pub name: String,
+    /// The `CREATE EXTERNAL TABLE` statement as written (format options, partitioning, …).
+    pub sql: String,
+    /// Resolved locations (absolute URLs, with the glob DataFusion chose for directories).
+    pub locations: Vec<String>,
+    /// The schema inferred or declared at creation, so a restart needs no inference.
+    pub schema: Schema,
+    pub replace: bool,
+}
+
+/// A table whose data lives in the warehouse, as a list of committed Parquet files.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManagedTable {
+    pub name: String,
+    pub schema: Schema,
+    /// Directory of the table's files, relative to the warehouse root.
+    pub dir: String,
+    pub files: Vec<DataFile>,
+    pub replace: bool,
+}
+
+/// One Parquet file of a managed table.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DataFile {
+    /// Path relative to the warehouse root.
+    pub path: String,
+    pub size: u64,
+    pub rows: u64,
+}
+
+/// A view: its defining query, re-planned at start-up and whenever what it reads changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct View {
+    pub name: String,
+    /// The `CREATE VIEW` statement.
+    pub sql: String,
+    pub replace: bool,
+}
+
+/// A named relation in the current state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Relation {
+    External(ExternalTable),
+    Managed(ManagedTable),
+    View(View),
+}
+
+impl Relation {
+    pub fn kind(&self) -> RelationKind {
+        match self {
+            Relation::External(_) | Relation::Managed(_) => RelationKind::Table,
+            Relation::View(_) => RelationKind::View,
+        }
+    }
+}
+
+/// A relation and the sequence number of the last change to it (its version).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Versioned<T> {
+    pub version: u64,
+    /// Sequence number of the record that created it.
+    pub created: u64,
+    pub def: T,
+}
+
+/// One line of `fstore.history`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub committed_at: i64,
+    pub principal: String,
+    /// e.g. `CREATE TABLE`, `INSERT`, `DROP VIEW`.
+    pub action: String,
+    pub object_kind: String,
+    pub object_name: String,
+    pub statement: String,
+}
+
+/// The catalog of definitions after applying the log up to `seq`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RegistryState {
+    pub seq: u64,
+    pub relations: BTreeMap<String, Versioned<Relation>>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl RegistryState {
+    /// Checks that `change` can be applied to this state.
+    pub fn check(&self, change: &Change) -> Result<(), FStoreError> {
+        match change {
+            Change::CreateExternalTable(t) => {
+                self.check_create(&t.name, t.replace, RelationKind::Table)
+            }
+            Change::CreateTable(t) => self.check_create(&t.name, t.replace, RelationKind::Table),
+            Change::CreateView(v) => self.check_create(&v.name, v.replace, RelationKind::View),
+            Change::AppendFiles {
+                table,
+                table_created,
+                ..
+            } => match self.relations.get(table) {
+                Some(r) if matches!(r.def, Relation::Managed(_)) && r.created == *table_created => {
+                    Ok(())
+                }
+                Some(r) if matches!(r.def, Relation::Managed(_)) => Err(FStoreError::new(
+                    crate::error::ErrorKind::Conflict,
+                    format!(
+                        "table '{table}' was dropped and re-created while rows were being inserted"
+                    ),
+                )),
+                Some(_) => Err(FStoreError::invalid(format!(
+                    "cannot insert into '{table}': it is not a table managed by FStore"
+                ))),
+                None => Err(FStoreError::not_found(format!("table '{table}' not found"))),
+            },
+            Change::Drop { name, relation } => match self.relations.get(name) {
+                Some(r) if r.def.kind() == *relation => Ok(()),
+                Some(r) => Err(FStoreError::invalid(format!(
+                    "'{name}' is a {}, not a {}",
+                    r.def.kind().as_str(),
+                    relation.as_str()
+                ))),
+                None => Err(FStoreError::not_found(format!(
+                    "{} '{name}' not found",
+                    relation.as_str()
+                ))),
+            },
+        }
+    }
+
+    fn check_create(
+        &self,
+        name: &str,
+        replace: bool,
+        kind: RelationKind,
+    ) -> Result<(), FStoreError> {
+        match self.relations.get(name) {
+            None => Ok(()),
+            Some(existing) if replace && existing.def.kind() == kind => Ok(()),
+            Some(existing) => Err(FStoreError::already_exists(format!(
+                "{} '{name}' already exists",
+                existing.def.kind().as_str()
+            ))),
+        }
+    }
+
+    /// Applies a committed record. Records must arrive in sequence.
+    pub fn apply(&mut self, rec: &ChangeRecord) -> Result<(), FStoreError> {
+        if rec.seq != self.seq + 1 {
+            return Err(FStoreError::new(
+                crate::error::ErrorKind::Internal,
+                format!(
+                    "registry record {} applied at sequence {}",
+                    rec.seq, self.seq
+                ),
+            ));
+        }
+        let (action, kind, name) = match &rec.change {
+            Change::CreateExternalTable(t) => {
+                self.put(&t.name, rec.seq, Relation::External(t.clone()));
+                ("CREATE EXTERNAL TABLE", "table", t.name.clone())
+            }
+            Change::CreateTable(t) => {
+                self.put(&t.name, rec.seq, Relation::Managed(t.clone()));
+                ("CREATE TABLE", "table", t.name.clone())
+            }
+            Change::CreateView(v) => {
+                self.put(&v.name, rec.seq, Relation::View(v.clone()));
+                ("CREATE VIEW", "view", v.name.clone())
+            }
+            Change::AppendFiles { table, files, .. } => {
+                if let Some(entry) = self.relations.get_mut(table)
+                    && let Relation::Managed(m) = &mut entry.def
+                {
+                    m.files.extend(files.iter().cloned());
+                    entry.version = rec.seq;
+                }
+                ("INSERT", "table", table.clone())
+            }
+            Change::Drop { name, relation } => {
+                self.relations.remove(name);
+                (
+                    match relation {
+                        RelationKind::Table => "DROP TABLE",
+                        RelationKind::View => "DROP VIEW",
+                    },
+                    relation.as_str(),
+                    name.clone(),
+                )
+            }
+        };
+        self.history.push(HistoryEntry {
+            seq: rec.seq,
+            committed_at: rec.committed_at,
+            principal: rec.principal.clone(),
+            action: action.to_string(),
+            object_kind: kind.to_string(),
+            object_name: name,
+            statement: rec.statement.clone(),
+        });
+        self.seq = rec.seq;
+        Ok(())
+    }
+
+    fn put(&mut self, name: &str, seq: u64, def: Relation) {
+        self.relations.insert(
+            name.to_string(),
+            Versioned {
+                version: seq,
+                created: seq,
+                def,
+            },
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! Runs parsed statements.
+//!
+//! Statements that define things (`CREATE EXTERNAL TABLE`, `CREATE TABLE [AS]`, `INSERT`
+//! into a managed table, `CREATE VIEW`, `DROP`) are validated, their data (if any) written
+//! and made durable, and then committed to the registry as one change record; only then does
+//! the statement return. Everything else is planned and executed by DataFusion unchanged.
+//! Before each statement the engine picks up changes committed by other processes.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema};
+use datafusion::arrow::array::{RecordBatch, UInt64Array};
+use datafusion::common::DFSchema;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::error::Result;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    CreateExternalTable, CreateMemoryTable, CreateView, DdlStatement, DmlStatement, LogicalPlan,
+    WriteOp,
+};
+use datafusion::sql::parser::Statement as DFStatement;
+use object_store::ObjectStoreExt;
+use tracing::warn;
+
+use super::{FStoreParser, FStoreStatement, ParsedStatement};
+use crate::engine::Engine;
+use crate::engine::catalog::{resolved_locations, user_relation_name, view_from_plan};
+use crate::error::{ErrorKind, FStoreError};
+use crate::principal::Principal;
+use crate::registry::{
+    Change, DataFile, ExternalTable, ManagedTable, Relation, RelationKind, View,
+};
+
+/// Whether a statement produced rows to show or was a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultKind {
+    /// A query: its rows are the answer.
+    Query,
+    /// A command (DDL, DML); its DataFrame holds a `count` of affected rows when that makes
+    /// sense, otherwise no rows.
+    Command,
+}
+
+/// The result of one statement. Queries are lazy: nothing runs until the DataFrame is
+/// collected or streamed.
+#[derive(Debug)]
+pub struct StatementResult {
+    pub kind: ResultKind,
+    pub df: DataFrame,
+    /// Rows written or affected, for commands that write.
+    pub affected: Option<u64>,
+}
+
+impl Engine {
+    /// Parses a SQL text into statements (nothing runs).
+    pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        FStoreParser::parse_sql(sql)
+    }
+
+    /// Parses and runs every statement of `sql` in order. Commands take effect as they run;
+    /// query results are returned unexecuted.
+    pub async fn run_sql(&self, sql: &str, principal: &Principal) -> Result<Vec<StatementResult>> {
+        let mut out = Vec::new();
+        for stmt in self.parse(sql)? {
+            out.push(self.execute(&stmt, principal).await?);
+        }
+        Ok(out)
+    }
+
+    /// Runs one statement.
+    pub async fn execute(
+        &self,
+        stmt: &ParsedStatement,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        self.refresh().await?;
+        match &stmt.statement {
+            FStoreStatement::ShowFeatureGroups => self.rows(feature_groups_listing()),
+            FStoreStatement::ShowFeatureSets => self.rows(feature_sets_listing()),
+            FStoreStatement::DataFusion(df_stmt) => {
+                self.execute_datafusion(df_stmt, stmt.sql(), principal)
+                    .await
+            }
+        }
+    }
+
+    async fn execute_datafusion(
+        &self,
+        stmt: &DFStatement,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let state = self.state();
+        let plan = state.statement_to_plan(stmt.clone()).await?;
+        match plan {
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
+                self.create_external_table(*cmd, text, principal).await
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(cmd)) => {
+                self.create_table(cmd, text, principal).await
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(cmd)) => {
+                self.create_view(cmd, text, principal).await
+            }
+            LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) => {
+                self.drop_relation(&cmd.name, RelationKind::Table, cmd.if_exists, text, principal)
+                    .await
+            }
+            LogicalPlan::Ddl(DdlStatement::DropView(cmd)) => {
+                self.drop_relation(&cmd.name, RelationKind::View, cmd.if_exists, text, principal)
+                    .await
+            }
+            LogicalPlan::Ddl(
+                DdlStatement::CreateCatalog(_)
+                | DdlStatement::CreateCatalogSchema(_)
+                | DdlStatement::DropCatalogSchema(_),
+            ) => Err(FStoreError::unimplemented(format!(
+                "FStore has one catalog ({}) whose user schema is '{}'; catalogs and schemas cannot be created or dropped",
+                crate::engine::CATALOG,
+                crate::engine::USER_SCHEMA
+            ))
+            .into()),
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) && self.is_managed(&dml) => {
+                self.insert(dml, text, principal).await
+            }
+            plan => {
+                let kind = match &plan {
+                    LogicalPlan::Ddl(_)
+                    | LogicalPlan::Dml(_)
+                    | LogicalPlan::Copy(_)
+                    | LogicalPlan::Statement(_) => ResultKind::Command,
+                    _ => ResultKind::Query,
+                };
+                let df = self.ctx().execute_logical_plan(plan).await?;
+                if kind == ResultKind::Command {
+                    // Commands take effect when they are executed, not when they are fetched.
+                    let batches = df.collect().await?;
+                    let counted = batches.first().is_some_and(|b| {
+                        b.num_columns() == 1 && b.schema().field(0).name() == "count"
+                    });
+                    return self.done(counted.then(|| count_of(&batches)));
+                }
+                Ok(StatementResult {
+                    kind,
+                    df,
+                    affected: None,
+                })
+            }
+        }
+    }
+
+    async fn create_external_table(
+        &self,
+        mut cmd: CreateExternalTable,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = user_relation_name(&cmd.name)?;
+        if cmd.temporary {
+            return Err(FStoreError::unimplemented("temporary tables are not supported").into());
+        }
+        if self.exists_for_create(
+            &name,
+            cmd.if_not_exists,
+            cmd.or_replace,
+            RelationKind::Table,
+        )? {
+            return self.done(None);
+        }
+        cmd.locations = cmd
+            .locations
+            .iter()
+            .map(|l| absolute_location(l))
+            .collect::<Result<_>>()?;
+        let declared_columns = !cmd.schema.fields().is_empty();
+        let state = self.state();
+        let factory = state
+            .table_factories()
+            .get(&cmd.file_type.to_uppercase())
+            .ok_or_else(|| {
+                FStoreError::invalid(format!(
+                    "unsupported format '{}': use PARQUET, CSV, JSON or ARROW",
+                    cmd.file_type
+                ))
+            })?;
+        let provider = factory.create(&state, &cmd).await?;
+        let schema = provider.schema();
+        if schema.fields().is_empty() && !declared_columns {
+            return Err(FStoreError::not_found(format!(
+                "no {} files found at LOCATION '{}'",
+                cmd.file_type,
+                cmd.locations.join("', '")
+            ))
+            .into());
+        }
+        let locations = resolved_locations(&provider).unwrap_or_else(|| cmd.locations.clone());
+        let change = Change::CreateExternalTable(ExternalTable {
+            name,
+            sql: text.to_string(),
+            locations,
+            schema: (*schema).clone(),
+            replace: cmd.or_replace,
+        });
+        self.registry().commit(principal, text, change).await?;
+        self.sync().await?;
+        self.done(None)
+    }
+
+    async fn create_table(
+        &self,
+        cmd: CreateMemoryTable,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = user_relation_name(&cmd.name)?;
+        if cmd.temporary {
+            return Err(FStoreError::unimplemented("temporary tables are not supported").into());
+        }
+        if self.exists_for_create(
+            &name,
+            cmd.if_not_exists,
+            cmd.or_replace,
+            RelationKind::Table,
+        )? {
+            return self.done(Some(0));
+        }
+        let input = Arc::unwrap_or_clone(cmd.input);
+        ensure_unique_columns(input.schema())?;
+        let schema = input.schema().as_arrow().clone();
+        let dir = format!("tables/{name}-{}", short_id());
+        let (files, rows) = self.write_data_file(&dir, input).await?;
+        let previous = self
+            .registry()
+            .state()
+            .relations
+            .get(&name)
+            .map(|r| r.def.clone());
+        let change = Change::CreateTable(ManagedTable {
+            name,
+            schema,
+            dir,
+            files,
+            replace: cmd.or_replace,
+        });
+        self.registry().commit(principal, text, change).await?;
+        self.sync().await?;
+        if let Some(old) = previous {
+            self.delete_data(&old).await;
+        }
+        self.done(Some(rows))
+    }
+
+    async fn create_view(
+        &self,
+        cmd: CreateView,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = user_relation_name(&cmd.name)?;
+        if cmd.temporary {
+            return Err(FStoreError::unimplemented("temporary views are not supported").into());
+        }
+        self.exists_for_create(&name, false, cmd.or_replace, RelationKind::View)?;
+        ensure_unique_columns(cmd.input.schema())?;
+        let sql = cmd.definition.clone().unwrap_or_else(|| text.to_string());
+        let replace = cmd.or_replace;
+        // Validates the plan exactly as a restart will rebuild it.
+        view_from_plan(LogicalPlan::Ddl(DdlStatement::CreateView(cmd)), &name)?;
+        let change = Change::CreateView(View { name, sql, replace });
+        self.registry().commit(principal, text, change).await?;
+        self.sync().await?;
+        self.done(None)
+    }
+
+    async fn drop_relation(
+        &self,
+        table: &datafusion::common::TableReference,
+        kind: RelationKind,
+        if_exists: bool,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = user_relation_name(table)?;
+        let state = self.registry().state();
+        let Some(existing) = state.relations.get(&name) else {
+            if if_exists {
+                return self.done(None);
+            }
+            return Err(
+                FStoreError::not_found(format!("{} '{name}' not found", kind.as_str())).into(),
+            );
+        };
+        let old = existing.def.clone();
+        self.registry()
+            .commit(
+                principal,
+                text,
+                Change::Drop {
+                    name,
+                    relation: kind,
+                },
+            )
+            .await?;
+        self.sync().await?;
+        self.delete_data(&old).await;
+        self.done(None)
+    }
+
+    async fn insert(
+        &self,
+        dml: DmlStatement,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = user_relation_name(&dml.table_name)?;
+        let WriteOp::Insert(op) = dml.op else {
+            return Err(FStoreError::new(ErrorKind::Internal, "not an insert").into());
+        };
+        if op != InsertOp::Append {
+            return Err(FStoreError::unimplemented(format!(
+                "{} is not supported; use INSERT INTO or CREATE OR REPLACE TABLE",
+                op.to_string().to_uppercase()
+            ))
+            .into());
+        }
+        let state = self.registry().state();
+        let Some(Relation::Managed(table)) = state.relations.get(&name).map(|r| &r.def) else {
+            return Err(FStoreError::not_found(format!("table '{name}' not found")).into());
+        };
+        let table_created = state.relations[&name].created;
+        let (files, rows) = self
+            .write_data_file(&table.dir, Arc::unwrap_or_clone(dml.input))
+            .await?;
+        if !files.is_empty() {
+            let change = Change::AppendFiles {
+                table: name,
+                table_created,
+                files,
+            };
+            self.registry().commit(principal, text, change).await?;
+            self.sync().await?;
+        }
+        self.done(Some(rows))
+    }
+
+    fn is_managed(&self, dml: &DmlStatement) -> bool {
+        let Ok(name) = user_relation_name(&dml.table_name) else {
+            return false;
+        };
+        matches!(
+            self.registry().state().relations.get(&name).map(|r| &r.def),
+            Some(Relation::Managed(_))
+        )
+    }
+
+    /// Returns true when the statement is a no-op (`IF NOT EXISTS` on an existing name), and
+    /// fails when the name is taken and the statement may not replace it.
+    fn exists_for_create(
+        &self,
+        name: &str,
+        if_not_exists: bool,
+        or_replace: bool,
+        kind: RelationKind,
+    ) -> Result<bool> {
+        let state = self.registry().state();
+        let Some(existing) = state.relations.get(name) else {
+            return Ok(false);
+        };
+        if if_not_exists && !or_replace {
+            return Ok(true);
+        }
+        if or_replace && existing.def.kind() == kind {
+            return Ok(false);
+        }
+        Err(FStoreError::already_exists(format!(
+            "{} '{name}' already exists",
+            existing.def.kind().as_str()
+        ))
+        .into())
+    }
+
+    /// Writes the result of `plan` as one Parquet file under `dir` and makes it durable.
+    /// Returns the file (none when the result is empty) and the number of rows.
+    async fn write_data_file(&self, dir: &str, plan: LogicalPlan) -> Result<(Vec<DataFile>, u64)> {
+        let rel = format!("{dir}/part-{}.parquet", uuid::Uuid::new_v4());
+        let url = self.warehouse().url_of(&rel);
+        let df = DataFrame::new(self.state(), plan);
+        let written = df
+            .write_parquet(
+                &url,
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await?;
+        let rows = count_of(&written);
+        let path = self.warehouse().path(&rel);
+        match self.warehouse().store().head(&path).await {
+            Ok(meta) => {
+                self.warehouse().sync(&rel)?;
+                Ok((
+                    vec![DataFile {
+                        path: rel,
+                        size: meta.size,
+                        rows,
+                    }],
+                    rows,
+                ))
+            }
+            Err(object_store::Error::NotFound { .. }) if rows == 0 => Ok((vec![], 0)),
+            Err(e) => Err(FStoreError::unavailable(format!("cannot write {url}: {e}")).into()),
+        }
+    }
+
+    /// Deletes the data files of a managed table that is no longer defined (best effort: a
+    /// leftover file is garbage, never visible data).
+    async fn delete_data(&self, old: &Relation) {
+        let Relation::Managed(t) = old else {
+            return;
+        };
+        for f in &t.files {
+            if let Err(e) = self
+                .warehouse()
+                .store()
+                .delete(&self.warehouse().path(&f.path))
+                .await
+            {
+                warn!(file = %f.path, error = %e, "could not delete data file of dropped table");
+            }
+        }
+    }
+
+    fn done(&self, affected: Option<u64>) -> Result<StatementResult> {
+        let df = match affected {
+            Some(n) => self.ctx().read_batch(count_batch(n))?,
+            None => self.ctx().read_empty()?,
+        };
+        Ok(StatementResult {
+            kind: ResultKind::Command,
+            df,
+            affected,
+        })
+    }
+
+    fn rows(&self, batch: RecordBatch) -> Result<StatementResult> {
+        Ok(StatementResult {
+            kind: ResultKind::Query,
+            df: self.ctx().read_batch(batch)?,
+            affected: None,
+        })
+    }
+}
+
+/// The one-row `count` result of statements that write rows.
+fn count_batch(n: u64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]));
+    RecordBatch::try_new(schema, vec![Arc::new(UInt64Array::from(vec![n]))])
+        .expect("count batch matches its schema")
+}
+
+fn count_of(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
+        .flat_map(|a| a.iter().flatten())
+        .sum()
+}
+
+/// `SHOW FEATURE GROUPS` (no feature groups can be defined yet).
+fn feature_groups_listing() -> RecordBatch {
+    RecordBatch::new_empty(Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("entity", DataType::Utf8, false),
+        Field::new("timestamp_column", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("features", DataType::UInt64, false),
+        Field::new("owner", DataType::Utf8, true),
+        Field::new("description", DataType::Utf8, true),
+    ])))
+}
+
+/// `SHOW FEATURE SETS` (no feature sets can be defined yet).
+fn feature_sets_listing() -> RecordBatch {
+    RecordBatch::new_empty(Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("version", DataType::UInt64, false),
+        Field::new("features", DataType::UInt64, false),
+        Field::new("author", DataType::Utf8, true),
+        Field::new("description", DataType::Utf8, true),
+    ])))
+}
+
+fn ensure_unique_columns(schema: &DFSchema) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for f in schema.fields() {
+        if !seen.insert(f.name()) {
+            return Err(FStoreError::invalid(format!(
+                "column '{}' appears more than once; give each column a distinct name (AS …)",
+                f.name()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Local paths are stored absolute, so that a restart from another directory reads the same
+/// files. A local path that does not exist is an error now, not an empty table later.
+fn absolute_location(loc: &str) -> Result<String> {
+    if loc.contains("://") {
+        return Ok(loc.to_string());
+    }
+    let abs = std::path::absolute(loc)
+        .map_err(|e| FStoreError::invalid(format!("invalid LOCATION '{loc}': {e}")))?;
+    let glob_free = abs
+        .ancestors()
+        .find(|p| !p.to_string_lossy().contains(['*', '?', '[']))
+        .unwrap_or(&abs);
+    if !glob_free.exists() {
+        return Err(FStoreError::not_found(format!(
+            "LOCATION '{loc}' does not exist ({})",
+            glob_free.display()
+        ))
+        .into());
+    }
+    let mut s = abs.to_string_lossy().to_string();
+    if loc.ends_with('/') && !s.ends_with('/') {
+        s.push('/');
+    }
+    Ok(s)
+}
+
+fn short_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+}

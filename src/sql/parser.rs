@@ -1,0 +1,311 @@
+//! Parses a SQL text into FStore statements.
+//!
+//! FStore statements are recognised by their leading words and parsed here with sqlparser's
+//! token API; anything else is parsed by DataFusion's `DFParser`, so every DataFusion
+//! statement keeps working unchanged. Errors name the statement, the position (line and
+//! column) and what was expected.
+
+use datafusion::error::{DataFusionError, Result};
+use datafusion::sql::parser::{DFParser, DFParserBuilder};
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+
+use super::FStoreStatement;
+use crate::error::FStoreError;
+
+/// A statement, its text as written, and where it starts in the SQL text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedStatement {
+    pub statement: FStoreStatement,
+    /// The statement exactly as written (without the `;`): what the registry records and
+    /// what a restart re-plans, so nothing the user wrote is lost in re-printing.
+    pub text: String,
+    /// Line and column (1-based) of the statement's first token.
+    pub line: u64,
+    pub column: u64,
+}
+
+impl ParsedStatement {
+    /// The statement's SQL text as written.
+    pub fn sql(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Byte offsets of line starts, to turn token locations (line, column in characters) into
+/// slices of the source.
+struct LineIndex<'s> {
+    sql: &'s str,
+    starts: Vec<usize>,
+}
+
+impl<'s> LineIndex<'s> {
+    fn new(sql: &'s str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
+        Self { sql, starts }
+    }
+
+    fn offset(&self, loc: Location) -> usize {
+        if loc.line == 0 {
+            return self.sql.len();
+        }
+        let Some(&start) = self.starts.get(loc.line as usize - 1) else {
+            return self.sql.len();
+        };
+        self.sql[start..]
+            .char_indices()
+            .nth(loc.column.saturating_sub(1) as usize)
+            .map(|(i, _)| start + i)
+            .unwrap_or(self.sql.len())
+    }
+}
+
+/// FStore's parser: a `DFParser` plus FStore's statements.
+pub struct FStoreParser<'a> {
+    df: DFParser<'a>,
+}
+
+/// Words that, after the first word of a statement, still belong to its name
+/// (`CREATE OR REPLACE EXTERNAL TABLE`, `SHOW FEATURE GROUPS`, …).
+const STATEMENT_WORDS: &[&str] = &[
+    "OR",
+    "REPLACE",
+    "EXTERNAL",
+    "TEMPORARY",
+    "UNBOUNDED",
+    "TABLE",
+    "VIEW",
+    "FEATURE",
+    "GROUP",
+    "GROUPS",
+    "SET",
+    "SETS",
+    "EXPECTATION",
+    "MONITOR",
+    "ALERT",
+    "CHANNEL",
+    "AB",
+    "TEST",
+    "USER",
+    "ROLE",
+    "SCHEMA",
+    "FUNCTION",
+    "ONLINE",
+    "DRIFT",
+    "BASELINE",
+    "INTO",
+    "IF",
+    "EXISTS",
+];
+
+impl<'a> FStoreParser<'a> {
+    /// Parses every statement of `sql` (separated by `;`).
+    pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
+        let mut parser = FStoreParser {
+            df: DFParserBuilder::new(sql).build().map_err(syntax_error)?,
+        };
+        parser.parse_statements(&LineIndex::new(sql))
+    }
+
+    fn parse_statements(&mut self, lines: &LineIndex) -> Result<Vec<ParsedStatement>> {
+        let mut out = Vec::new();
+        loop {
+            while self.df.parser.consume_token(&Token::SemiColon) {}
+            let start = self.df.parser.peek_token_ref().clone();
+            if start.token == Token::EOF {
+                return Ok(out);
+            }
+            let name = self.statement_name();
+            let statement = self.parse_statement().map_err(|e| in_statement(&name, e))?;
+            let next = self.df.parser.peek_token_ref();
+            let text = lines.sql[lines.offset(start.span.start)..lines.offset(next.span.start)]
+                .trim()
+                .to_string();
+            out.push(ParsedStatement {
+                statement,
+                text,
+                line: start.span.start.line,
+                column: start.span.start.column,
+            });
+            let next = self.df.parser.peek_token_ref();
+            if next.token != Token::SemiColon && next.token != Token::EOF {
+                let found = next.clone();
+                return Err(in_statement(&name, expected("';' or end of input", &found)));
+            }
+        }
+    }
+
+    fn parse_statement(&mut self) -> Result<FStoreStatement> {
+        if self.peek_words(&["SHOW", "FEATURE"]) {
+            self.advance(2);
+            if self.consume_word("GROUPS") {
+                return Ok(FStoreStatement::ShowFeatureGroups);
+            }
+            if self.consume_word("SETS") {
+                return Ok(FStoreStatement::ShowFeatureSets);
+            }
+            let found = self.df.parser.peek_token_ref().clone();
+            return Err(expected("GROUPS or SETS", &found));
+        }
+        let stmt = self.df.parse_statement()?;
+        Ok(FStoreStatement::DataFusion(Box::new(stmt)))
+    }
+
+    /// The statement's name, from its leading words, for error messages.
+    fn statement_name(&self) -> String {
+        let mut words = Vec::new();
+        for i in 0..6 {
+            match &self.df.parser.peek_nth_token_ref(i).token {
+                Token::Word(w) if w.quote_style.is_none() => {
+                    let up = w.value.to_ascii_uppercase();
+                    if i > 0 && !STATEMENT_WORDS.contains(&up.as_str()) {
+                        break;
+                    }
+                    words.push(up);
+                    if i == 0
+                        && !matches!(
+                            words[0].as_str(),
+                            "CREATE"
+                                | "DROP"
+                                | "ALTER"
+                                | "SHOW"
+                                | "DESCRIBE"
+                                | "INSERT"
+                                | "REFRESH"
+                                | "START"
+                                | "STOP"
+                                | "EXPORT"
+                                | "SET"
+                                | "GRANT"
+                                | "REVOKE"
+                                | "COMMENT"
+                        )
+                    {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if words.is_empty() {
+            "SQL".to_string()
+        } else {
+            words.join(" ")
+        }
+    }
+
+    fn peek_words(&self, words: &[&str]) -> bool {
+        words.iter().enumerate().all(|(i, w)| {
+            matches!(&self.df.parser.peek_nth_token_ref(i).token,
+                Token::Word(word) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+        })
+    }
+
+    fn consume_word(&mut self, word: &str) -> bool {
+        if self.peek_words(&[word]) {
+            self.df.parser.next_token();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        for _ in 0..n {
+            self.df.parser.next_token();
+        }
+    }
+}
+
+/// "Expected: X, found: Y at Line: l, Column: c", the wording DataFusion's parser uses.
+pub fn expected(what: &str, found: &TokenWithSpan) -> DataFusionError {
+    FStoreError::invalid(format!(
+        "Expected: {what}, found: {}{}",
+        found.token,
+        position(found.span.start)
+    ))
+    .into()
+}
+
+fn position(loc: Location) -> String {
+    if loc.line == 0 {
+        String::new()
+    } else {
+        format!(" at Line: {}, Column: {}", loc.line, loc.column)
+    }
+}
+
+fn syntax_error(e: DataFusionError) -> DataFusionError {
+    in_statement("SQL", e)
+}
+
+/// Prefixes a parse error with the statement it happened in.
+fn in_statement(name: &str, e: DataFusionError) -> DataFusionError {
+    let msg = crate::error::user_message(&e);
+    let msg = msg.strip_prefix("syntax error: ").unwrap_or(&msg);
+    FStoreError::invalid(format!("syntax error in {name} statement: {msg}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> FStoreStatement {
+        let mut v = FStoreParser::parse_sql(sql).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0).statement
+    }
+
+    fn err(sql: &str) -> String {
+        crate::error::user_message(&FStoreParser::parse_sql(sql).unwrap_err())
+    }
+
+    #[test]
+    fn fstore_statements_are_recognised_case_insensitively() {
+        assert_eq!(
+            one("show feature groups"),
+            FStoreStatement::ShowFeatureGroups
+        );
+        assert_eq!(one("SHOW FEATURE SETS;"), FStoreStatement::ShowFeatureSets);
+    }
+
+    #[test]
+    fn other_statements_go_to_datafusion() {
+        assert!(matches!(one("SELECT 1"), FStoreStatement::DataFusion(_)));
+        assert!(matches!(
+            one("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/tmp/x'"),
+            FStoreStatement::DataFusion(_)
+        ));
+    }
+
+    #[test]
+    fn several_statements_keep_their_positions_and_text() {
+        let v =
+            FStoreParser::parse_sql("SELECT 1;\n  SHOW FEATURE GROUPS;\nSELECT 'é',\n  2").unwrap();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0].text, "SELECT 1");
+        assert_eq!(v[1].text, "SHOW FEATURE GROUPS");
+        assert_eq!(v[2].text, "SELECT 'é',\n  2");
+        assert_eq!((v[1].line, v[1].column), (2, 3));
+        assert_eq!((v[2].line, v[2].column), (3, 1));
+    }
+
+    #[test]
+    fn errors_name_statement_position_and_expectation() {
+        assert_eq!(
+            err("SHOW FEATURE TABLES"),
+            "syntax error in SHOW FEATURE statement: Expected: GROUPS or SETS, found: TABLES at Line: 1, Column: 14"
+        );
+        let e = err("SELECT 1;\nCREATE TABLE (a int)");
+        assert!(
+            e.starts_with("syntax error in CREATE TABLE statement: Expected"),
+            "{e}"
+        );
+        assert!(e.contains("Line: 2"), "{e}");
+        let e = err("SHOW FEATURE GROUPS extra");
+        assert!(
+            e.contains("Expected: ';' or end of input, found: extra"),
+            "{e}"
+        );
+    }
+}
