@@ -154,7 +154,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             let _ = std::io::stdout().flush();
-            eprintln!("error: {message}");
+            eprintln!(
+                "error: {}",
+                fstore::engine::object_stores::one_line(&message)
+            );
             ExitCode::FAILURE
         }
     }

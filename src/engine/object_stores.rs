@@ -18,6 +18,31 @@ use url::Url;
 use crate::config::S3Config;
 use crate::error::FStoreError;
 
+/// A one-line description of an object-store failure: S3's XML error bodies are reduced to
+/// their code and message.
+pub fn describe_store_error(e: &object_store::Error) -> String {
+    let s = e.to_string();
+    let between = |open: &str, close: &str| {
+        let start = s.find(open)? + open.len();
+        let end = s[start..].find(close)? + start;
+        Some(s[start..end].to_string())
+    };
+    if let Some(code) = between("<Code>", "</Code>") {
+        let message = between("<Message>", "</Message>").unwrap_or_default();
+        return format!("{code}: {message}");
+    }
+    one_line(&s)
+}
+
+/// Folds a multi-line message into one line.
+pub fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Builds an S3 store for `bucket`: environment first, configuration on top.
 pub fn s3_store(bucket: &str, cfg: &S3Config) -> Result<Arc<dyn ObjectStore>> {
     let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);

@@ -34,7 +34,7 @@ use tracing::{debug, warn};
 
 pub use model::*;
 
-use crate::engine::object_stores::Warehouse;
+use crate::engine::object_stores::{Warehouse, describe_store_error};
 use crate::error::{ErrorKind, FStoreError};
 use crate::principal::Principal;
 
@@ -162,8 +162,9 @@ impl Registry {
                 }
                 Err(e) => {
                     return Err(FStoreError::unavailable(format!(
-                        "cannot write the registry in {}: {e}",
-                        self.warehouse.url()
+                        "cannot write the registry in {}: {}",
+                        self.warehouse.url(),
+                        describe_store_error(&e)
                     ))
                     .into());
                 }
@@ -302,8 +303,9 @@ impl Registry {
         e: object_store::Error,
     ) -> datafusion::error::DataFusionError {
         FStoreError::unavailable(format!(
-            "cannot read the registry ({what}) in {}: {e}",
-            self.warehouse.url()
+            "cannot read the registry ({what}) in {}: {}",
+            self.warehouse.url(),
+            describe_store_error(&e)
         ))
         .into()
     }

@@ -407,7 +407,11 @@ impl Engine {
                 ))
             }
             Err(object_store::Error::NotFound { .. }) if rows == 0 => Ok((vec![], 0)),
-            Err(e) => Err(FStoreError::unavailable(format!("cannot write {url}: {e}")).into()),
+            Err(e) => Err(FStoreError::unavailable(format!(
+                "cannot write {url}: {}",
+                crate::engine::object_stores::describe_store_error(&e)
+            ))
+            .into()),
         }
     }
 
