@@ -15,7 +15,7 @@ mkdir -p "$LOGDIR"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-APT_PACKAGES=(python3-venv curl)
+APT_PACKAGES=(python3-venv curl openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod flight;
 pub mod functions;
 pub mod principal;
 pub mod providers;

@@ -57,6 +57,30 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Serve the warehouse over Arrow Flight SQL (ADBC, JDBC, pyarrow, BI tools)
+    Serve {
+        /// Address to listen on
+        #[arg(long, env = "FSTORE_ADDR")]
+        addr: Option<String>,
+        /// Write the sample data set first if the warehouse has no `transactions` table
+        #[arg(long)]
+        demo: bool,
+        /// Disable authentication (local development only)
+        #[arg(long)]
+        no_auth: bool,
+        /// TLS certificate (PEM); requires --tls-key
+        #[arg(long)]
+        tls_cert: Option<String>,
+        /// TLS private key (PEM)
+        #[arg(long)]
+        tls_key: Option<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics
+        #[arg(long)]
+        metrics_addr: Option<String>,
+        /// Queries allowed to run at once; more get ResourceExhausted
+        #[arg(long)]
+        max_concurrent_queries: Option<usize>,
+    },
     /// Write the sample data set (tables transactions and products) into the warehouse
     Demo {
         /// Number of transactions
@@ -94,7 +118,29 @@ fn config_from(global: &Global) -> Result<Config, String> {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let config = config_from(&cli.global)?;
+    let mut config = config_from(&cli.global)?;
+    if let Command::Serve {
+        addr,
+        no_auth,
+        tls_cert,
+        tls_key,
+        metrics_addr,
+        max_concurrent_queries,
+        ..
+    } = &cli.command
+    {
+        let s = &mut config.server;
+        if let Some(a) = addr {
+            s.addr = a.clone();
+        }
+        s.no_auth |= *no_auth;
+        s.tls_cert = tls_cert.clone().or(s.tls_cert.take());
+        s.tls_key = tls_key.clone().or(s.tls_key.take());
+        s.metrics_addr = metrics_addr.clone().or(s.metrics_addr.take());
+        if let Some(n) = max_concurrent_queries {
+            s.max_concurrent_queries = *n;
+        }
+    }
     let err = |e: datafusion::error::DataFusionError| user_message(&e);
     let engine = Engine::open(&config).await.map_err(err)?;
     let mut stdout = std::io::stdout().lock();
@@ -134,6 +180,28 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Demo { rows, seed } => cli::demo(&engine, rows, seed, &mut stdout)
             .await
             .map_err(err),
+        Command::Serve { demo, .. } => {
+            drop(stdout);
+            if demo
+                && !engine
+                    .registry()
+                    .state()
+                    .relations
+                    .contains_key("transactions")
+            {
+                cli::demo(
+                    &engine,
+                    100_000,
+                    fstore::sample::DEFAULT_SEED,
+                    &mut std::io::stderr(),
+                )
+                .await
+                .map_err(err)?;
+            }
+            fstore::flight::serve(engine, &config, |_| {})
+                .await
+                .map_err(err)
+        }
     }
 }
 

@@ -48,6 +48,18 @@ pub enum Change {
         name: String,
         relation: RelationKind,
     },
+    /// A login for the Flight SQL server (password stored as an argon2 PHC hash, never in
+    /// clear, and never in the history's statement text).
+    CreateUser(User),
+}
+
+/// A user who can log in to the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub name: String,
+    /// Argon2id hash in PHC string format.
+    pub password_hash: String,
+    pub admin: bool,
 }
 
 /// Kinds of named relations a query can read.
@@ -154,6 +166,8 @@ pub struct HistoryEntry {
 pub struct RegistryState {
     pub seq: u64,
     pub relations: BTreeMap<String, Versioned<Relation>>,
+    #[serde(default)]
+    pub users: BTreeMap<String, User>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -185,6 +199,16 @@ impl RegistryState {
                 ))),
                 None => Err(FStoreError::not_found(format!("table '{table}' not found"))),
             },
+            Change::CreateUser(u) => {
+                if self.users.contains_key(&u.name) {
+                    Err(FStoreError::already_exists(format!(
+                        "user '{}' already exists",
+                        u.name
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
             Change::Drop { name, relation } => match self.relations.get(name) {
                 Some(r) if r.def.kind() == *relation => Ok(()),
                 Some(r) => Err(FStoreError::invalid(format!(
@@ -248,6 +272,10 @@ impl RegistryState {
                     entry.version = rec.seq;
                 }
                 ("INSERT", "table", table.clone())
+            }
+            Change::CreateUser(u) => {
+                self.users.insert(u.name.clone(), u.clone());
+                ("CREATE USER", "user", u.name.clone())
             }
             Change::Drop { name, relation } => {
                 self.relations.remove(name);

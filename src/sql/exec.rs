@@ -90,8 +90,24 @@ impl Engine {
         text: &str,
         principal: &Principal,
     ) -> Result<StatementResult> {
-        let state = self.state();
-        let plan = state.statement_to_plan(stmt.clone()).await?;
+        let plan = self.plan_datafusion(stmt).await?;
+        self.execute_plan(plan, text, principal).await
+    }
+
+    /// Plans a DataFusion statement without running it (placeholders stay unbound).
+    pub async fn plan_datafusion(&self, stmt: &DFStatement) -> Result<LogicalPlan> {
+        self.state().statement_to_plan(stmt.clone()).await
+    }
+
+    /// Runs a planned statement (e.g. a prepared statement after binding its parameters):
+    /// commands take effect now, queries are returned unexecuted. `text` is the statement's
+    /// SQL, recorded in the registry history by commands.
+    pub async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 self.create_external_table(*cmd, text, principal).await
@@ -124,12 +140,10 @@ impl Engine {
                 self.insert(dml, text, principal).await
             }
             plan => {
-                let kind = match &plan {
-                    LogicalPlan::Ddl(_)
-                    | LogicalPlan::Dml(_)
-                    | LogicalPlan::Copy(_)
-                    | LogicalPlan::Statement(_) => ResultKind::Command,
-                    _ => ResultKind::Query,
+                let kind = if is_command(&plan) {
+                    ResultKind::Command
+                } else {
+                    ResultKind::Query
                 };
                 let df = self.ctx().execute_logical_plan(plan).await?;
                 if kind == ResultKind::Command {
@@ -226,7 +240,9 @@ impl Engine {
         }
         let input = Arc::unwrap_or_clone(cmd.input);
         ensure_unique_columns(input.schema())?;
-        let schema = input.schema().as_arrow().clone();
+        let mut schema = input.schema().as_arrow().clone();
+        // Planning tags (e.g. which table function produced the rows) are not table metadata.
+        schema.metadata.retain(|k, _| !k.starts_with("fstore."));
         let dir = format!("tables/{name}-{}", short_id());
         let (files, rows) = self.write_data_file(&dir, input).await?;
         let previous = self
@@ -323,14 +339,97 @@ impl Engine {
             ))
             .into());
         }
+        self.append_to_managed(&name, Arc::unwrap_or_clone(dml.input), text, principal)
+            .await
+    }
+
+    /// `CREATE [OR REPLACE] TABLE name AS <plan>` for a plan built by code (e.g. a bulk
+    /// ingest over Flight SQL). Streams the plan's rows into the warehouse.
+    pub async fn create_table_from_plan(
+        &self,
+        name: &str,
+        plan: LogicalPlan,
+        or_replace: bool,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        self.refresh().await?;
+        let cmd = CreateMemoryTable {
+            name: datafusion::common::TableReference::bare(name),
+            constraints: Default::default(),
+            input: Arc::new(plan),
+            if_not_exists: false,
+            or_replace,
+            column_defaults: vec![],
+            temporary: false,
+        };
+        self.create_table(cmd, text, principal).await
+    }
+
+    /// `INSERT INTO name <plan>` for a plan built by code: columns are matched by name and
+    /// cast to the table's types; a column the table lacks is an error.
+    pub async fn insert_plan(
+        &self,
+        name: &str,
+        plan: LogicalPlan,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        self.refresh().await?;
+        let state = self.registry().state();
+        let Some(Relation::Managed(table)) = state.relations.get(name).map(|r| &r.def) else {
+            return Err(FStoreError::not_found(format!("table '{name}' not found")).into());
+        };
+        let input_schema = plan.schema().clone();
+        for f in input_schema.fields() {
+            if table.schema.field_with_name(f.name()).is_err() {
+                return Err(FStoreError::invalid(format!(
+                    "table '{name}' has no column '{}'",
+                    f.name()
+                ))
+                .into());
+            }
+        }
+        let exprs = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let e = if input_schema.has_column_with_unqualified_name(f.name()) {
+                    datafusion::prelude::cast(
+                        datafusion::prelude::ident(f.name()),
+                        f.data_type().clone(),
+                    )
+                } else {
+                    datafusion::prelude::cast(
+                        datafusion::prelude::lit(datafusion::common::ScalarValue::Null),
+                        f.data_type().clone(),
+                    )
+                };
+                e.alias(f.name())
+            })
+            .collect::<Vec<_>>();
+        let projected = datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+            .project(exprs)?
+            .build()?;
+        self.append_to_managed(name, projected, text, principal)
+            .await
+    }
+
+    async fn append_to_managed(
+        &self,
+        name: &str,
+        input: LogicalPlan,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let name = name.to_string();
         let state = self.registry().state();
         let Some(Relation::Managed(table)) = state.relations.get(&name).map(|r| &r.def) else {
             return Err(FStoreError::not_found(format!("table '{name}' not found")).into());
         };
         let table_created = state.relations[&name].created;
-        let (files, rows) = self
-            .write_data_file(&table.dir, Arc::unwrap_or_clone(dml.input))
-            .await?;
+        let (files, rows) = self.write_data_file(&table.dir, input).await?;
         if !files.is_empty() {
             let change = Change::AppendFiles {
                 table: name,
@@ -454,8 +553,19 @@ impl Engine {
     }
 }
 
+/// Whether a plan is a command (it acts when executed) rather than a query (it returns rows).
+pub fn is_command(plan: &LogicalPlan) -> bool {
+    matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+    )
+}
+
 /// The one-row `count` result of statements that write rows.
-fn count_batch(n: u64) -> RecordBatch {
+pub fn count_batch(n: u64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![Field::new(
         "count",
         DataType::UInt64,

@@ -7,7 +7,9 @@
 
 use datafusion::error::{DataFusionError, Result};
 use datafusion::sql::parser::{DFParser, DFParserBuilder};
-use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::ParserError;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use super::FStoreStatement;
 use crate::error::FStoreError;
@@ -101,8 +103,14 @@ const STATEMENT_WORDS: &[&str] = &[
 impl<'a> FStoreParser<'a> {
     /// Parses every statement of `sql` (separated by `;`).
     pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>> {
+        let dialect = GenericDialect {};
+        let tokens = Tokenizer::new(&dialect, sql)
+            .tokenize_with_location()
+            .map_err(|e| syntax_error(ParserError::from(e).into()))?;
         let mut parser = FStoreParser {
-            df: DFParserBuilder::new(sql).build().map_err(syntax_error)?,
+            df: DFParserBuilder::new(number_placeholders(tokens))
+                .build()
+                .map_err(syntax_error)?,
         };
         parser.parse_statements(&LineIndex::new(sql))
     }
@@ -217,6 +225,23 @@ impl<'a> FStoreParser<'a> {
     }
 }
 
+/// Numbers JDBC/ODBC-style `?` placeholders `$1`, `$2`, … in order (restarting after each
+/// `;`), the form DataFusion binds. Explicit `$n` placeholders are left alone.
+fn number_placeholders(mut tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut n = 0;
+    for t in &mut tokens {
+        match &t.token {
+            Token::SemiColon => n = 0,
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                t.token = Token::Placeholder(format!("${n}"));
+            }
+            _ => {}
+        }
+    }
+    tokens
+}
+
 /// "Expected: X, found: Y at Line: l, Column: c", the wording DataFusion's parser uses.
 pub fn expected(what: &str, found: &TokenWithSpan) -> DataFusionError {
     FStoreError::invalid(format!(
@@ -288,6 +313,15 @@ mod tests {
         assert_eq!(v[2].text, "SELECT 'é',\n  2");
         assert_eq!((v[1].line, v[1].column), (2, 3));
         assert_eq!((v[2].line, v[2].column), (3, 1));
+    }
+
+    #[test]
+    fn question_marks_become_numbered_placeholders() {
+        let v = FStoreParser::parse_sql("SELECT ?, ? + 1; SELECT ?").unwrap();
+        assert_eq!(v[0].statement.to_string(), "SELECT $1, $2 + 1");
+        assert_eq!(v[1].statement.to_string(), "SELECT $1");
+        // The recorded text is what the user wrote.
+        assert_eq!(v[0].text, "SELECT ?, ? + 1");
     }
 
     #[test]

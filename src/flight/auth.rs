@@ -1,0 +1,334 @@
+//! Authentication for the Flight SQL server.
+//!
+//! `Handshake` takes HTTP Basic credentials (the `authorization: Basic …` header that ADBC,
+//! JDBC and `pyarrow.flight`'s `authenticate_basic_token` send, or a `BasicAuth` payload) and
+//! answers with a signed bearer token (in the `authorization` response header and as the
+//! payload). Every other call must carry `authorization: Bearer <token>`.
+//!
+//! Tokens are `v1.<payload>.<signature>`: the payload names the user and an expiry, the
+//! signature is HMAC-SHA256 with a key stored in the warehouse (`_registry/token-key`, created
+//! once with a conditional create), so servers sharing a warehouse accept each other's tokens
+//! and tokens survive restarts. Verifying a token is a hash, not a registry read, so it costs
+//! nothing on the hot path.
+//!
+//! Users live in the registry with argon2id password hashes. On first start with no users,
+//! an `admin` user is created with the password from `FSTORE_ADMIN_PASSWORD`, or a random one
+//! printed once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use datafusion::error::Result;
+use hmac::{KeyInit, Mac};
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::error::{ErrorKind, FStoreError};
+use crate::principal::Principal;
+use crate::registry::{Change, User};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+const KEY_OBJECT: &str = "_registry/token-key";
+
+/// Verifies credentials and tokens.
+pub struct Authenticator {
+    engine: Arc<Engine>,
+    key: Vec<u8>,
+    ttl: Duration,
+    no_auth: bool,
+    /// A hash of a random password: unknown users cost the same time as wrong passwords.
+    dummy_hash: String,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("no_auth", &self.no_auth)
+            .finish()
+    }
+}
+
+/// A password that was generated for the bootstrap admin user (to print once).
+pub struct GeneratedPassword(pub String);
+
+impl Authenticator {
+    /// Loads (or creates) the token key and makes sure the configured users exist.
+    pub async fn new(
+        engine: Arc<Engine>,
+        config: &Config,
+    ) -> Result<(Self, Option<GeneratedPassword>)> {
+        let key = load_or_create_key(&engine).await?;
+        let generated = if config.server.no_auth {
+            None
+        } else {
+            bootstrap_users(&engine, config).await?
+        };
+        Ok((
+            Self {
+                engine,
+                key,
+                ttl: Duration::from_secs(config.server.token_ttl_secs.max(60)),
+                no_auth: config.server.no_auth,
+                dummy_hash: hash_password(&URL_SAFE_NO_PAD.encode(random_bytes::<18>()?))?,
+            },
+            generated,
+        ))
+    }
+
+    pub fn no_auth(&self) -> bool {
+        self.no_auth
+    }
+
+    /// Checks a user's password.
+    pub fn login(&self, user: &str, password: &str) -> Result<Principal, Status> {
+        if self.no_auth {
+            return Ok(Principal::new(if user.is_empty() {
+                "anonymous"
+            } else {
+                user
+            }));
+        }
+        let state = self.engine.registry().state();
+        let Some(u) = state.users.get(user) else {
+            // Same work and same answer for unknown users and wrong passwords.
+            let _ =
+                Argon2::default().verify_password(password.as_bytes(), self.dummy_hash.as_str());
+            return Err(Status::unauthenticated("invalid username or password"));
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), u.password_hash.as_str())
+            .map_err(|_| Status::unauthenticated("invalid username or password"))?;
+        Ok(Principal::new(u.name.clone()))
+    }
+
+    /// A signed bearer token for `principal`.
+    pub fn issue(&self, principal: &Principal) -> String {
+        let expiry = now_secs() + self.ttl.as_secs();
+        let payload = URL_SAFE_NO_PAD.encode(format!("{}\n{expiry}", principal.name));
+        let sig = URL_SAFE_NO_PAD.encode(self.sign(payload.as_bytes()));
+        format!("v1.{payload}.{sig}")
+    }
+
+    /// The principal of a request, from its bearer token.
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+        let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
+        let Some(header) = header else {
+            if self.no_auth {
+                return Ok(Principal::new("anonymous"));
+            }
+            return Err(Status::unauthenticated(
+                "missing authorization: log in with Handshake (HTTP Basic) and send 'authorization: Bearer <token>'",
+            ));
+        };
+        if let Some(token) = strip_scheme(header, "Bearer") {
+            return self.verify(token.trim());
+        }
+        if let Some(basic) = strip_scheme(header, "Basic") {
+            // Clients that send Basic credentials on every call instead of a handshake.
+            let (user, password) = decode_basic(basic.trim())?;
+            return self.login(&user, &password);
+        }
+        if self.no_auth {
+            return Ok(Principal::new("anonymous"));
+        }
+        Err(Status::unauthenticated(
+            "unsupported authorization scheme: use Bearer",
+        ))
+    }
+
+    fn verify(&self, token: &str) -> Result<Principal, Status> {
+        let invalid = || Status::unauthenticated("invalid or expired token: log in again");
+        let mut parts = token.split('.');
+        let (Some("v1"), Some(payload), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid());
+        };
+        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| invalid())?;
+        let mut mac = HmacSha256::new_from_slice(&self.key).map_err(|_| invalid())?;
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&sig).map_err(|_| invalid())?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
+        let payload = String::from_utf8(payload).map_err(|_| invalid())?;
+        let (name, expiry) = payload.rsplit_once('\n').ok_or_else(invalid)?;
+        let expiry: u64 = expiry.parse().map_err(|_| invalid())?;
+        if expiry < now_secs() {
+            return Err(Status::unauthenticated("token expired: log in again"));
+        }
+        Ok(Principal::new(name))
+    }
+
+    fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn strip_scheme<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = header.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest)
+}
+
+/// `user:password` from a Basic credential.
+pub fn decode_basic(b64: &str) -> Result<(String, String), Status> {
+    let bad = || Status::unauthenticated("malformed Basic credentials");
+    // Go's Flight client sends unpadded base64; others pad.
+    let raw = STANDARD
+        .decode(b64)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64))
+        .map_err(|_| bad())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad())?;
+    let (u, p) = raw.split_once(':').ok_or_else(bad)?;
+    Ok((u.to_string(), p.to_string()))
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)
+        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
+    Ok(buf)
+}
+
+/// Hashes a password for storage (argon2id, random salt, PHC string).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = random_bytes::<16>()?;
+    let hash = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("cannot hash password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
+    let wh = engine.warehouse();
+    let path = wh.path(KEY_OBJECT);
+    let unavailable = |e: object_store::Error| {
+        FStoreError::unavailable(format!(
+            "cannot read the token key in {}: {}",
+            wh.url(),
+            crate::engine::object_stores::describe_store_error(&e)
+        ))
+    };
+    match wh.store().get(&path).await {
+        Ok(r) => return Ok(r.bytes().await.map_err(unavailable)?.to_vec()),
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(unavailable(e).into()),
+    }
+    let key = random_bytes::<32>()?.to_vec();
+    match wh
+        .store()
+        .put_opts(
+            &path,
+            PutPayload::from(key.clone()),
+            PutOptions::from(PutMode::Create),
+        )
+        .await
+    {
+        Ok(_) => {
+            wh.sync(KEY_OBJECT)?;
+            Ok(key)
+        }
+        // Another server created it first: use theirs.
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(wh
+            .store()
+            .get(&path)
+            .await
+            .map_err(unavailable)?
+            .bytes()
+            .await
+            .map_err(unavailable)?
+            .to_vec()),
+        Err(e) => Err(unavailable(e).into()),
+    }
+}
+
+/// Creates the users of the configuration that do not exist yet, and an `admin` user when
+/// there are no users at all. Returns the admin password if it was generated.
+async fn bootstrap_users(engine: &Engine, config: &Config) -> Result<Option<GeneratedPassword>> {
+    let system = Principal::new("fstore");
+    let mut wanted: Vec<(String, String, bool, bool)> = config
+        .server
+        .users
+        .iter()
+        .map(|u| (u.name.clone(), u.password.clone(), u.admin, false))
+        .collect();
+    let state = engine.registry().state();
+    let has_admin_configured = wanted.iter().any(|u| u.0 == "admin");
+    if state.users.is_empty() && !has_admin_configured {
+        let (password, generated) = match std::env::var("FSTORE_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (URL_SAFE_NO_PAD.encode(random_bytes::<18>()?), true),
+        };
+        wanted.push(("admin".to_string(), password, true, generated));
+    }
+    let mut generated_password = None;
+    for (name, password, admin, generated) in wanted {
+        if engine.registry().state().users.contains_key(&name) {
+            continue;
+        }
+        let user = User {
+            name: name.clone(),
+            password_hash: hash_password(&password)?,
+            admin,
+        };
+        let statement = format!("CREATE USER {name} (from the server configuration)");
+        match engine
+            .registry()
+            .commit(&system, &statement, Change::CreateUser(user))
+            .await
+        {
+            Ok(_) => {
+                if generated {
+                    generated_password = Some(GeneratedPassword(password));
+                }
+            }
+            // Another server created it meanwhile.
+            Err(e) if ErrorKind::of(&e) == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(generated_password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let h = hash_password("secret").unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"secret", h.as_str())
+                .is_ok()
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"Secret", h.as_str())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn basic_credentials_decode() {
+        let (u, p) = decode_basic(&STANDARD.encode("ana:pa:ss")).unwrap();
+        assert_eq!((u.as_str(), p.as_str()), ("ana", "pa:ss"));
+        let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode("admin:pw");
+        assert_eq!(decode_basic(&unpadded).unwrap().1, "pw");
+        assert!(decode_basic("%%%").is_err());
+    }
+}
