@@ -55,6 +55,26 @@ pub(crate) fn require_numeric(name: &str, arg: &str, t: &DataType) -> Result<()>
     }
 }
 
+/// Coercion of numeric arguments to Float64.
+pub(crate) fn coerce_floats(arg_types: &[DataType]) -> Vec<DataType> {
+    arg_types.iter().map(float_or_unchanged).collect()
+}
+
+/// Checks `name(usage)`: `count` numeric arguments named `names`.
+pub(crate) fn check_numbers(name: &str, names: &[&str], arg_types: &[DataType]) -> Result<()> {
+    check_arity(
+        name,
+        &names.join(", "),
+        arg_types.len(),
+        names.len(),
+        names.len(),
+    )?;
+    for (t, arg) in arg_types.iter().zip(names) {
+        require_numeric(name, arg, t)?;
+    }
+    Ok(())
+}
+
 /// Labels are booleans or the integers 0 and 1.
 pub(crate) fn is_label_type(t: &DataType) -> bool {
     t.is_integer() || matches!(t, DataType::Boolean | DataType::Null)

@@ -10,6 +10,7 @@ mod arguments;
 mod docs;
 pub mod duration;
 pub mod encoding;
+pub mod stats;
 #[cfg(test)]
 mod test_support;
 pub mod window;
@@ -27,6 +28,9 @@ pub fn register_all(ctx: &SessionContext) -> Result<()> {
     }
     for f in encoding::window_functions() {
         ctx.register_udwf(f.as_ref().clone());
+    }
+    for f in stats::aggregate_functions() {
+        ctx.register_udaf(f.as_ref().clone());
     }
     Ok(())
 }

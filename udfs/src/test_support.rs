@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ScalarValue;
 use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
-use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
+use datafusion::logical_expr::{Accumulator, ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
 
 /// Calls a scalar function on `args` (already of the coerced types).
 pub(crate) fn invoke(f: &dyn ScalarUDFImpl, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
@@ -59,4 +59,24 @@ pub(crate) fn floats(out: &ColumnarValue) -> Vec<Option<f64>> {
         ColumnarValue::Scalar(ScalarValue::Float64(v)) => vec![*v],
         other => panic!("not a Float64 result: {other:?}"),
     }
+}
+
+/// Runs an aggregate the way a multi-partition plan does: one partial accumulator per element
+/// of `parts`, their states merged into a final accumulator, which is evaluated.
+pub(crate) fn partial_then_final(
+    make: impl Fn() -> Box<dyn Accumulator>,
+    parts: Vec<Vec<ArrayRef>>,
+) -> Result<ScalarValue> {
+    let mut total = make();
+    for part in parts {
+        let mut partial = make();
+        partial.update_batch(&part)?;
+        let state = partial
+            .state()?
+            .iter()
+            .map(ScalarValue::to_array)
+            .collect::<Result<Vec<_>>>()?;
+        total.merge_batch(&state)?;
+    }
+    total.evaluate()
 }

@@ -70,7 +70,7 @@ impl WindowUDFImpl for MinMaxScaleWindow {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(scaling::coerce_floats(arg_types))
+        Ok(crate::arguments::coerce_floats(arg_types))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -79,7 +79,7 @@ impl WindowUDFImpl for MinMaxScaleWindow {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        scaling::check_floats(NAME, &["x"], &types)?;
+        crate::arguments::check_numbers(NAME, &["x"], &types)?;
         Ok(Arc::new(Field::new(
             field_args.name(),
             DataType::Float64,

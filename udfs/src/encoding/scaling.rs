@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::{ColumnarValue, PartitionEvaluator};
 
-use crate::arguments::{check_arity, float_or_unchanged, require_numeric, to_f64};
+use crate::arguments::to_f64;
 
 /// `(x - mean) / std`; 0.0 when `std` is 0 (every value equals the mean).
 pub(crate) fn standard(x: f64, mean: f64, std: f64) -> f64 {
@@ -25,26 +24,6 @@ pub(crate) fn min_max(x: f64, min: f64, max: f64) -> f64 {
     } else {
         (x - min) / (max - min)
     }
-}
-
-/// Coercion of numeric arguments to Float64.
-pub(crate) fn coerce_floats(arg_types: &[DataType]) -> Vec<DataType> {
-    arg_types.iter().map(float_or_unchanged).collect()
-}
-
-/// Checks `name(usage)`: `count` numeric arguments named `names`.
-pub(crate) fn check_floats(name: &str, names: &[&str], arg_types: &[DataType]) -> Result<()> {
-    check_arity(
-        name,
-        &names.join(", "),
-        arg_types.len(),
-        names.len(),
-        names.len(),
-    )?;
-    for (t, arg) in arg_types.iter().zip(names) {
-        require_numeric(name, arg, t)?;
-    }
-    Ok(())
 }
 
 /// Applies `f(x, a, b)` row by row to three Float64 arguments; NULL in, NULL out.

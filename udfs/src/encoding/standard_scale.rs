@@ -66,11 +66,11 @@ impl ScalarUDFImpl for StandardScale {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(scaling::coerce_floats(arg_types))
+        Ok(crate::arguments::coerce_floats(arg_types))
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
-        scaling::check_floats(NAME, &["x", "mean", "std"], arg_types)?;
+        crate::arguments::check_numbers(NAME, &["x", "mean", "std"], arg_types)?;
         Ok(DataType::Float64)
     }
 

@@ -72,7 +72,7 @@ impl WindowUDFImpl for StandardScaleWindow {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(scaling::coerce_floats(arg_types))
+        Ok(crate::arguments::coerce_floats(arg_types))
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -81,7 +81,7 @@ impl WindowUDFImpl for StandardScaleWindow {
             .iter()
             .map(|f| f.data_type().clone())
             .collect();
-        scaling::check_floats(NAME, &["x"], &types)?;
+        crate::arguments::check_numbers(NAME, &["x"], &types)?;
         Ok(Arc::new(Field::new(
             field_args.name(),
             DataType::Float64,
