@@ -74,10 +74,14 @@ pub fn parse_duration(text: &str) -> Result<i64> {
         if unit.is_empty() {
             return fail(&format!("'{number}' has no unit (use s, m, h, d, w, ...)"));
         }
-        let Some(unit_nanos) = unit_nanos(unit)? else {
-            return fail(&format!(
-                "unknown unit '{unit}' (use ns, us, ms, s, m, h, d or w, or their long names)"
-            ));
+        let unit_nanos = match unit_nanos(unit) {
+            Ok(Some(nanos)) => nanos,
+            Ok(None) => {
+                return fail(&format!(
+                    "unknown unit '{unit}' (use ns, us, ms, s, m, h, d or w, or their long names)"
+                ));
+            }
+            Err(reason) => return fail(reason),
         };
         let nanos = scale(number, unit_nanos).ok_or_else(|| {
             exec_datafusion_err!(
@@ -95,8 +99,8 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     Ok(total as i64)
 }
 
-/// Nanoseconds in one `unit`; `Ok(None)` for an unknown unit, an error for month-based units.
-fn unit_nanos(unit: &str) -> Result<Option<i64>> {
+/// Nanoseconds in one `unit`; `Ok(None)` for an unknown unit, the reason for month-based units.
+fn unit_nanos(unit: &str) -> std::result::Result<Option<i64>, &'static str> {
     let unit = unit.to_lowercase();
     let nanos = match unit.as_str() {
         "ns" | "nanosecond" | "nanoseconds" | "nsec" | "nsecs" => 1,
@@ -108,8 +112,8 @@ fn unit_nanos(unit: &str) -> Result<Option<i64>> {
         "d" | "day" | "days" => NANOS_PER_DAY,
         "w" | "wk" | "wks" | "week" | "weeks" => NANOS_PER_WEEK,
         "mon" | "mons" | "month" | "months" | "y" | "yr" | "yrs" | "year" | "years" => {
-            return exec_err!(
-                "months and years have no fixed length; use days or weeks (e.g. '30 days')"
+            return Err(
+                "months and years have no fixed length; use days or weeks (e.g. '30 days')",
             );
         }
         _ => return Ok(None),

@@ -117,7 +117,12 @@ impl Categories {
             }
             let key: Box<[u8]> = rows.row(i).as_ref().into();
             if positions.insert(key, i as i32).is_some() {
-                let shown = ScalarValue::try_from_array(&values, i)?;
+                let shown = match ScalarValue::try_from_array(&values, i)? {
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s)) => format!("'{s}'"),
+                    other => other.to_string(),
+                };
                 return exec_err!("{name}: category {shown} appears more than once");
             }
         }

@@ -29,8 +29,8 @@ static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
          Bins: the 9 interior edges are the 10%, 20%, …, 90% quantiles of the expected sample, \
          computed as numpy.quantile(expected, [0.1, …, 0.9]) (numpy's default 'linear' method: \
          position (n-1)·q, linear interpolation between the neighbouring sorted values); \
-         duplicate edges (from ties) are merged, so heavily tied data has fewer than 10 bins and \
-         a constant sample has one (PSI 0). Bins are closed on the right: (-inf, q10], \
+         duplicate edges (from ties) are merged, so heavily tied data has fewer than 10 bins (a \
+         constant expected sample c has two: (-inf, c] and (c, +inf)). Bins are closed on the right: (-inf, q10], \
          (q10, q20], …, (q90, +inf), so a value equal to an edge belongs to the lower bin. \
          A bin with no value of a sample gets proportion 1e-4 instead of 0 in that sample (the \
          other bins keep count / n). Rules of thumb: < 0.1 stable, 0.1–0.25 moderate shift, \
