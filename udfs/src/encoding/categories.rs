@@ -109,7 +109,7 @@ impl Categories {
             cast(&values, value_type)?
         };
         let converter = RowConverter::new(vec![SortField::new(value_type.clone())])?;
-        let rows = converter.convert_columns(&[values.clone()])?;
+        let rows = converter.convert_columns(std::slice::from_ref(&values))?;
         let mut positions = HashMap::with_capacity(values.len());
         for i in 0..values.len() {
             if values.is_null(i) {
@@ -140,7 +140,9 @@ impl Categories {
 
     /// The 0-based position of each value; `None` for NULL and unknown values.
     pub(crate) fn positions(&self, values: &ArrayRef) -> Result<Vec<Option<i32>>> {
-        let rows = self.converter.convert_columns(&[values.clone()])?;
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(values))?;
         Ok((0..values.len())
             .map(|i| {
                 if values.is_null(i) {

@@ -209,17 +209,15 @@ fn outer_prob_inside(m: u64, n: u64, g: u64, h: u64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-const LOG_2PI: f64 = 1.837_877_066_409_345_3;
-const SQRT_2PI: f64 = 2.506_628_274_631_000_2;
 const PI_SQUARED: f64 = std::f64::consts::PI * std::f64::consts::PI;
 const PI_FOUR: f64 = PI_SQUARED * PI_SQUARED;
 const PI_SIX: f64 = PI_FOUR * PI_SQUARED;
-const SQRT3: f64 = 1.732_050_807_568_877_2;
 const MIN_LOG: f64 = -708.0;
 /// cephes' MINLOG: log(2^-1075).
 const CEPHES_MINLOG: f64 = -7.451_332_191_019_412e2;
-const E128: f64 = 3.402_823_669_209_384_6e38; // 2^128
-const EM128: f64 = 2.938_735_877_055_718_8e-39; // 2^-128
+/// 2^128 and 2^-128, SciPy's rescaling factors.
+const E128: f64 = (1u128 << 127) as f64 * 2.0;
+const EM128: f64 = 1.0 / E128;
 
 /// `scipy.stats.kstwo.sf(x, n)`: P(D_n >= x) for the one-sample two-sided statistic D_n
 /// (SciPy's `_kolmogn(n, x, cdf=False)`).
@@ -277,6 +275,8 @@ pub fn kolmogorov_sf(n: u64, x: f64) -> f64 {
 
 /// SciPy's `_log_nfactorial_div_n_pow_n`: log(n! / n^n) by Stirling's series.
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // SciPy's `_STIRLING_COEFFS`, digit for digit.
+    #[allow(clippy::excessive_precision)]
     const STIRLING: [f64; 8] = [
         -2.955_065_359_477_124_2e-2,
         6.410_256_410_256_410_3e-3,
@@ -290,7 +290,7 @@ fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
     let rn = 1.0 / n;
     let x = rn / n;
     let poly = STIRLING.iter().fold(0.0, |acc, c| acc * x + c);
-    n.ln() / 2.0 - n + LOG_2PI / 2.0 + rn * poly
+    n.ln() / 2.0 - n + std::f64::consts::TAU.ln() / 2.0 + rn * poly
 }
 
 /// P(D_n <= d) by Durbin's matrix, as Marsaglia, Tsang & Wang (2003) compute it (SciPy's
@@ -400,6 +400,7 @@ fn pelz_good_sf(n: u64, x: f64) -> f64 {
         return 0.0;
     }
     let nf = n as f64;
+    let sqrt_2pi = std::f64::consts::TAU.sqrt();
     let z = nf.sqrt() * x;
     let (z2, z3, z4, z6) = (z.powf(2.0), z.powf(3.0), z.powf(4.0), z.powf(6.0));
     let qlog = -PI_SQUARED / 8.0 / z2;
@@ -436,11 +437,11 @@ fn pelz_good_sf(n: u64, x: f64) -> f64 {
     }
     let divisors = [z, 6.0 * z4, 72.0 * z.powf(7.0), 6480.0 * z.powf(10.0)];
     for (ki, div) in k.iter_mut().zip(divisors) {
-        *ki = *ki * q * SQRT_2PI / div;
+        *ki = *ki * q * sqrt_2pi / div;
     }
 
     let q = (-PI_SQUARED / 2.0 / z2).exp();
-    let sqrt3z = SQRT3 * z;
+    let sqrt3z = 3f64.sqrt() * z;
     let (mut k2extra, mut k3extra) = (0.0, 0.0);
     for kk in (1..=maxk).rev() {
         let ks = (kk * kk) as f64;
@@ -449,8 +450,8 @@ fn pelz_good_sf(n: u64, x: f64) -> f64 {
         k2extra += ks * qp;
         k3extra += (sqrt3z + kspi) * (sqrt3z - kspi) * ks * qp;
     }
-    k[2] += k2extra * (PI_SQUARED * SQRT_2PI / (-36.0 * z3));
-    k[3] += k3extra * (PI_SQUARED * SQRT_2PI / (216.0 * z6));
+    k[2] += k2extra * (PI_SQUARED * sqrt_2pi / (-36.0 * z3));
+    k[3] += k3extra * (PI_SQUARED * sqrt_2pi / (216.0 * z6));
     for (i, ki) in k.iter_mut().enumerate() {
         *ki /= nf.powf(i as f64 / 2.0);
     }
