@@ -1,15 +1,31 @@
 //! Argument checks shared by every function, so arity and type errors read the same everywhere.
 //!
-//! Functions take `Signature::user_defined` and validate in `return_type` (not in
-//! `coerce_types`): DataFusion wraps errors raised during coercion in "user-defined coercion
-//! failed with: Error during planning: …", while an error from `return_type` reaches the user
-//! as written here.
+//! Every function has the same kind of [`signature`]: DataFusion passes the arguments as they
+//! are (`coerce_types` is the identity) and the function casts what it needs itself (numbers to
+//! Float64, labels to booleans, …). Validation happens in `return_type`, because DataFusion
+//! wraps errors raised during coercion in "user-defined coercion failed with: Error during
+//! planning: …", while an error from `return_type` reaches the user as written here.
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
+
+/// The signature of every FStore function: user-defined (identity) coercion, plus example
+/// argument types. The examples are never used to coerce — the identity always matches first
+/// — but they are what `SHOW FUNCTIONS` and `information_schema.parameters` list: a purely
+/// user-defined signature has no example types, and DataFusion then shows no row at all.
+pub(crate) fn signature(examples: &[&[DataType]]) -> Signature {
+    let mut signatures = vec![TypeSignature::UserDefined];
+    signatures.extend(
+        examples
+            .iter()
+            .map(|types| TypeSignature::Exact(types.to_vec())),
+    );
+    Signature::one_of(signatures, Volatility::Immutable)
+}
 
 /// Checks the number of arguments of `name(usage)`.
 pub(crate) fn check_arity(
@@ -36,16 +52,6 @@ pub(crate) fn is_numeric(t: &DataType) -> bool {
     t.is_numeric() || t.is_null()
 }
 
-/// The type a numeric argument is computed in: Float64 for numbers, unchanged otherwise (so
-/// that `return_type` can name the wrong type).
-pub(crate) fn float_or_unchanged(t: &DataType) -> DataType {
-    if is_numeric(t) {
-        DataType::Float64
-    } else {
-        t.clone()
-    }
-}
-
 /// Requires a numeric argument.
 pub(crate) fn require_numeric(name: &str, arg: &str, t: &DataType) -> Result<()> {
     if is_numeric(t) {
@@ -53,11 +59,6 @@ pub(crate) fn require_numeric(name: &str, arg: &str, t: &DataType) -> Result<()>
     } else {
         plan_err!("{name}: {arg} must be a number, got {t}")
     }
-}
-
-/// Coercion of numeric arguments to Float64.
-pub(crate) fn coerce_floats(arg_types: &[DataType]) -> Vec<DataType> {
-    arg_types.iter().map(float_or_unchanged).collect()
 }
 
 /// Checks `name(usage)`: `count` numeric arguments named `names`.
@@ -78,17 +79,6 @@ pub(crate) fn check_numbers(name: &str, names: &[&str], arg_types: &[DataType]) 
 /// Labels are booleans or the integers 0 and 1.
 pub(crate) fn is_label_type(t: &DataType) -> bool {
     t.is_integer() || matches!(t, DataType::Boolean | DataType::Null)
-}
-
-/// The type a label argument is computed in.
-pub(crate) fn label_or_unchanged(t: &DataType) -> DataType {
-    if t.is_integer() {
-        DataType::Int64
-    } else if t.is_null() {
-        DataType::Boolean
-    } else {
-        t.clone()
-    }
 }
 
 /// Requires a label argument (boolean or integer 0/1).

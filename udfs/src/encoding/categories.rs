@@ -10,32 +10,23 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::ColumnarValue;
 use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 
-/// Coerces `(value, category list)` so values and categories share one type.
-pub(crate) fn coerce(arg_types: &[DataType]) -> Vec<DataType> {
-    let mut types = arg_types.to_vec();
-    if let [value, list] = &mut types[..]
-        && let Some(element) = list_element(list)
-    {
-        let common = if value.is_null() {
-            Some(element.clone())
-        } else if element.is_null() {
-            Some(value.clone())
-        } else {
-            comparison_coercion(value, &element)
-        };
-        if let Some(common) = common {
-            *value = common.clone();
-            *list = DataType::List(std::sync::Arc::new(Field::new_list_field(common, true)));
-        }
+/// The type values and categories are compared in: their comparison type, as for SQL `=`.
+pub(crate) fn common_type(value: &DataType, list: &DataType) -> Option<DataType> {
+    let element = list_element(list)?;
+    if value.is_null() {
+        Some(element)
+    } else if element.is_null() {
+        Some(value.clone())
+    } else {
+        comparison_coercion(value, &element)
     }
-    types
 }
 
 /// The element type of a list type.
@@ -48,7 +39,7 @@ fn list_element(t: &DataType) -> Option<DataType> {
     }
 }
 
-/// Checks `(value, categories)` argument types after coercion.
+/// Checks `(value, categories)` argument types.
 pub(crate) fn check_types(name: &str, arg_types: &[DataType]) -> Result<()> {
     let [value, list] = arg_types else {
         return plan_err!(
@@ -57,7 +48,7 @@ pub(crate) fn check_types(name: &str, arg_types: &[DataType]) -> Result<()> {
         );
     };
     match list_element(list) {
-        Some(element) if &element == value => Ok(()),
+        Some(_) if common_type(value, list).is_some() => Ok(()),
         Some(element) => plan_err!(
             "{name}: the categories ({element}) cannot be compared with the value ({value})"
         ),
@@ -69,13 +60,15 @@ pub(crate) fn check_types(name: &str, arg_types: &[DataType]) -> Result<()> {
 
 /// The fitted categories and a lookup from a value's row encoding to its position.
 pub(crate) struct Categories {
+    value_type: DataType,
     converter: RowConverter,
     positions: HashMap<Box<[u8]>, i32>,
     len: usize,
 }
 
 impl Categories {
-    /// Reads the category list argument; it must be a constant.
+    /// Reads the category list argument; it must be a constant. Values will be compared in
+    /// `value_type` (see [`common_type`]).
     pub(crate) fn from_argument(
         name: &str,
         arg: &ColumnarValue,
@@ -127,6 +120,7 @@ impl Categories {
             }
         }
         Ok(Self {
+            value_type: value_type.clone(),
             converter,
             positions,
             len: values.len(),
@@ -140,6 +134,7 @@ impl Categories {
 
     /// The 0-based position of each value; `None` for NULL and unknown values.
     pub(crate) fn positions(&self, values: &ArrayRef) -> Result<Vec<Option<i32>>> {
+        let values = &cast(values, &self.value_type)?;
         let rows = self
             .converter
             .convert_columns(std::slice::from_ref(values))?;

@@ -13,7 +13,6 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
 };
 
 use crate::arguments::check_arity;
@@ -79,7 +78,10 @@ impl Default for HashBucket {
 impl HashBucket {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[
+                &[DataType::Utf8, DataType::Int64],
+                &[DataType::Int64, DataType::Int64],
+            ]),
         }
     }
 }
@@ -183,26 +185,22 @@ impl ScalarUDFImpl for HashBucket {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(arg_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| match (i, t) {
-                (0, DataType::Dictionary(_, value)) => value.as_ref().clone(),
-                (1, t) if t.is_integer() || t.is_null() => DataType::Int64,
-                (_, t) => t.clone(),
-            })
-            .collect())
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         check_arity(NAME, "value, n", arg_types.len(), 2, 2)?;
-        if !is_hashable(&arg_types[0]) {
+        let value = match &arg_types[0] {
+            DataType::Dictionary(_, value) => value.as_ref(),
+            value => value,
+        };
+        if !is_hashable(value) {
             return plan_err!(
                 "{NAME}: value must be a string, binary, integer or boolean, got {} (cast it first, e.g. CAST(x AS VARCHAR))",
                 arg_types[0]
             );
         }
-        if arg_types[1] != DataType::Int64 {
+        if !(arg_types[1].is_integer() || arg_types[1].is_null()) {
             return plan_err!("{NAME}: n must be an integer, got {}", arg_types[1]);
         }
         Ok(DataType::Int64)
@@ -215,8 +213,9 @@ impl ScalarUDFImpl for HashBucket {
             .map(|f| f.data_type().clone())
             .collect();
         let t = self.return_type(&types)?;
-        if let Some(Some(ScalarValue::Int64(Some(n)))) = args.scalar_arguments.get(1)
-            && *n <= 0
+        if let Some(Some(n)) = args.scalar_arguments.get(1)
+            && let ScalarValue::Int64(Some(n)) = n.cast_to(&DataType::Int64)?
+            && n <= 0
         {
             return plan_err!("{NAME}: n must be positive, got {n}");
         }
@@ -230,8 +229,16 @@ impl ScalarUDFImpl for HashBucket {
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let rows = if all_scalar { 1 } else { args.number_rows };
         let values = args.args[0].to_array(rows)?;
+        let values = match values.data_type() {
+            DataType::Dictionary(_, value_type) => cast(&values, value_type)?,
+            _ => values,
+        };
         let hashes = hashes(&values)?;
-        let buckets: Int64Array = match &args.args[1] {
+        let n = match &args.args[1] {
+            ColumnarValue::Scalar(n) => ColumnarValue::Scalar(n.cast_to(&DataType::Int64)?),
+            ColumnarValue::Array(n) => ColumnarValue::Array(cast(n, &DataType::Int64)?),
+        };
+        let buckets: Int64Array = match &n {
             ColumnarValue::Scalar(ScalarValue::Int64(None)) => Int64Array::new_null(rows),
             ColumnarValue::Scalar(ScalarValue::Int64(Some(n))) => {
                 let n = check_buckets(*n)?;

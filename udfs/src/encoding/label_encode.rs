@@ -3,11 +3,11 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Int32Array};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{ScalarValue, internal_datafusion_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
 use super::categories::{self, Categories};
@@ -55,7 +55,10 @@ impl Default for LabelEncode {
 impl LabelEncode {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[
+                DataType::Utf8,
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            ]]),
         }
     }
 }
@@ -70,7 +73,7 @@ impl ScalarUDFImpl for LabelEncode {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(categories::coerce(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -80,7 +83,11 @@ impl ScalarUDFImpl for LabelEncode {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let value_type = args.arg_fields[0].data_type().clone();
+        let value_type = categories::common_type(
+            args.arg_fields[0].data_type(),
+            args.arg_fields[1].data_type(),
+        )
+        .ok_or_else(|| internal_datafusion_err!("{NAME}: types checked while planning"))?;
         let categories = Categories::from_argument(NAME, &args.args[1], &value_type)?;
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let values = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;

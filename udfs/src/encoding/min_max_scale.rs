@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
 use super::scaling;
@@ -50,7 +50,11 @@ impl Default for MinMaxScale {
 impl MinMaxScale {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[
+                DataType::Float64,
+                DataType::Float64,
+                DataType::Float64,
+            ]]),
         }
     }
 }
@@ -65,7 +69,7 @@ impl ScalarUDFImpl for MinMaxScale {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(crate::arguments::coerce_floats(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {

@@ -5,10 +5,10 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{ArrayRef, Int8Array, ListArray};
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::ScalarValue;
+use datafusion::common::{ScalarValue, internal_datafusion_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
 
 use super::categories::{self, Categories};
@@ -57,7 +57,10 @@ impl Default for OneHot {
 impl OneHot {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[
+                DataType::Utf8,
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            ]]),
         }
     }
 }
@@ -76,7 +79,7 @@ impl ScalarUDFImpl for OneHot {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(categories::coerce(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -86,7 +89,11 @@ impl ScalarUDFImpl for OneHot {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let value_type = args.arg_fields[0].data_type().clone();
+        let value_type = categories::common_type(
+            args.arg_fields[0].data_type(),
+            args.arg_fields[1].data_type(),
+        )
+        .ok_or_else(|| internal_datafusion_err!("{NAME}: types checked while planning"))?;
         let categories = Categories::from_argument(NAME, &args.args[1], &value_type)?;
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let values = args.args[0].to_array(if scalar { 1 } else { args.number_rows })?;

@@ -9,9 +9,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
-};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
 
 use super::scaling::{self, FitAndScale};
 use crate::docs;
@@ -57,7 +55,7 @@ impl Default for StandardScaleWindow {
 impl StandardScaleWindow {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[DataType::Float64]]),
         }
     }
 }
@@ -72,7 +70,7 @@ impl WindowUDFImpl for StandardScaleWindow {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(crate::arguments::coerce_floats(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {

@@ -21,11 +21,9 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
-use datafusion::logical_expr::{
-    Documentation, PartitionEvaluator, Signature, Volatility, WindowUDFImpl,
-};
+use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
 
-use crate::arguments::{check_arity, float_or_unchanged, require_numeric, to_f64};
+use crate::arguments::{check_arity, is_numeric, require_numeric, to_f64};
 use crate::docs;
 
 const NAME: &str = "target_encode";
@@ -88,7 +86,11 @@ impl Default for TargetEncode {
 impl TargetEncode {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[
+                &[DataType::Utf8, DataType::Float64],
+                &[DataType::Utf8, DataType::Boolean],
+                &[DataType::Utf8, DataType::Float64, DataType::Float64],
+            ]),
         }
     }
 }
@@ -103,15 +105,7 @@ impl WindowUDFImpl for TargetEncode {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(arg_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| match (i, t) {
-                (0, t) => t.clone(),
-                (1, DataType::Boolean) => DataType::Float64,
-                (_, t) => float_or_unchanged(t),
-            })
-            .collect())
+        Ok(arg_types.to_vec())
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
@@ -121,7 +115,7 @@ impl WindowUDFImpl for TargetEncode {
             .map(|f| f.data_type())
             .collect();
         check_arity(NAME, USAGE, types.len(), 2, 3)?;
-        if !matches!(types[1], DataType::Float64 | DataType::Null) {
+        if !(is_numeric(types[1]) || types[1] == &DataType::Boolean) {
             return plan_err!(
                 "{NAME}: target must be a number or a boolean, got {}",
                 types[1]

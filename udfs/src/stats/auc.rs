@@ -5,14 +5,10 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
 
 use super::samples::{self, SampleAccumulator, Split, TwoSamples};
-use crate::arguments::{
-    check_arity, float_or_unchanged, label_or_unchanged, require_label, require_numeric,
-};
+use crate::arguments::{check_arity, require_label, require_numeric};
 use crate::docs;
 
 const NAME: &str = "auc";
@@ -95,7 +91,10 @@ impl Default for Auc {
 impl Auc {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[
+                &[DataType::Float64, DataType::Int64],
+                &[DataType::Float64, DataType::Boolean],
+            ]),
         }
     }
 }
@@ -110,17 +109,7 @@ impl AggregateUDFImpl for Auc {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(arg_types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if i == 1 {
-                    label_or_unchanged(t)
-                } else {
-                    float_or_unchanged(t)
-                }
-            })
-            .collect())
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {

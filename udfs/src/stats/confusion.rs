@@ -7,10 +7,7 @@ use datafusion::arrow::compute::kernels::cmp::gt_eq;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 
-use crate::arguments::{
-    check_arity, float_or_unchanged, label_or_unchanged, require_label, require_numeric, to_f64,
-    to_labels,
-};
+use crate::arguments::{check_arity, require_label, require_numeric, to_f64, to_labels};
 
 pub(crate) const TRUE_POSITIVE: usize = 0;
 pub(crate) const FALSE_POSITIVE: usize = 1;
@@ -19,21 +16,6 @@ pub(crate) const FALSE_NEGATIVE: usize = 2;
 pub(crate) const COUNTERS: [&str; 3] = ["true_positives", "false_positives", "false_negatives"];
 
 pub(crate) const USAGE: &str = "score, label, threshold";
-
-/// Coerces `(score, label, threshold)`.
-pub(crate) fn coerce(arg_types: &[DataType]) -> Vec<DataType> {
-    arg_types
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            if i == 1 {
-                label_or_unchanged(t)
-            } else {
-                float_or_unchanged(t)
-            }
-        })
-        .collect()
-}
 
 /// Checks `(score, label, threshold)`.
 pub(crate) fn check(name: &str, arg_types: &[DataType]) -> Result<()> {

@@ -5,13 +5,11 @@ use std::sync::LazyLock;
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, Signature, Volatility,
-};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
 
 use super::kolmogorov::{self, TwoSampleKs};
 use super::samples::{self, SampleAccumulator, Split, TwoSamples};
-use crate::arguments::{check_numbers, coerce_floats};
+use crate::arguments::check_numbers;
 use crate::docs;
 
 const NAME: &str = "ks_statistic";
@@ -69,7 +67,7 @@ impl Default for KsStatistic {
 impl KsStatistic {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[DataType::Float64, DataType::Float64]]),
         }
     }
 }
@@ -84,7 +82,7 @@ impl AggregateUDFImpl for KsStatistic {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(coerce_floats(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {

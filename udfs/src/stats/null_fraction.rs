@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
 };
 
 use super::counts::{self, CountingAccumulator, CountingGroups};
@@ -67,7 +67,7 @@ impl Default for NullFraction {
 impl NullFraction {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[&[DataType::Float64], &[DataType::Utf8]]),
         }
     }
 }

@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature, Volatility,
+    Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
 };
 
 use super::confusion::{self, COUNTERS, FALSE_NEGATIVE, TRUE_POSITIVE};
@@ -66,7 +66,10 @@ impl Default for RecallAt {
 impl RecallAt {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[
+                &[DataType::Float64, DataType::Int64, DataType::Float64],
+                &[DataType::Float64, DataType::Boolean, DataType::Float64],
+            ]),
         }
     }
 }
@@ -81,7 +84,7 @@ impl AggregateUDFImpl for RecallAt {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        Ok(confusion::coerce(arg_types))
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {

@@ -8,14 +8,14 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, make_array};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Date64Type, Field, FieldRef, Int64Type, TimeUnit,
+    DataType, Date32Type, Date64Type, Field, FieldRef, Int64Type, IntervalUnit, TimeUnit,
 };
 use datafusion::common::{ScalarValue, exec_err, internal_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
-    Volatility,
 };
 
 use crate::arguments::check_arity;
@@ -83,7 +83,22 @@ impl Default for TimeBucket {
 impl TimeBucket {
     pub fn new() -> Self {
         Self {
-            signature: Signature::user_defined(Volatility::Immutable),
+            signature: crate::arguments::signature(&[
+                &[
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    DataType::Utf8,
+                ],
+                &[
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    DataType::Interval(IntervalUnit::MonthDayNano),
+                ],
+                &[DataType::Date32, DataType::Utf8],
+                &[
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    DataType::Utf8,
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                ],
+            ]),
         }
     }
 }
@@ -176,20 +191,7 @@ impl ScalarUDFImpl for TimeBucket {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let mut types = arg_types.to_vec();
-        // The origin is read in the unit and time zone of `ts`.
-        if let [ts, _, origin] = &mut types[..]
-            && is_temporal(ts)
-            && (is_temporal(origin)
-                || origin.is_null()
-                || matches!(
-                    origin,
-                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-                ))
-        {
-            *origin = ts.clone();
-        }
-        Ok(types)
+        Ok(arg_types.to_vec())
     }
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
@@ -205,7 +207,12 @@ impl ScalarUDFImpl for TimeBucket {
             );
         }
         if let Some(origin) = arg_types.get(2)
-            && origin != ts
+            && !(is_temporal(origin)
+                || origin.is_null()
+                || matches!(
+                    origin,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ))
         {
             return plan_err!("{NAME}: origin must be a timestamp or a date, got {origin}");
         }
@@ -256,14 +263,18 @@ impl ScalarUDFImpl for TimeBucket {
                     .collect::<Result<_>>()?,
             ),
         };
+        // The origin is read in the unit and time zone of `ts`.
         let origin = match args.args.get(2) {
             None => PerRow::Same(Some(0)),
-            Some(ColumnarValue::Scalar(o)) => PerRow::Same(raw_value(o)),
-            Some(ColumnarValue::Array(a)) => PerRow::Each(
-                (0..a.len())
-                    .map(|i| Ok(raw_value(&ScalarValue::try_from_array(a, i)?)))
-                    .collect::<Result<_>>()?,
-            ),
+            Some(ColumnarValue::Scalar(o)) => PerRow::Same(raw_value(&o.cast_to(&t)?)),
+            Some(ColumnarValue::Array(a)) => {
+                let a = cast(a, &t)?;
+                PerRow::Each(
+                    (0..a.len())
+                        .map(|i| Ok(raw_value(&ScalarValue::try_from_array(&a, i)?)))
+                        .collect::<Result<_>>()?,
+                )
+            }
         };
 
         let ts = args.args[0].to_array(if all_scalar { 1 } else { rows })?;
