@@ -8,7 +8,7 @@
 
 use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use datafusion::common::{exec_err, plan_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
@@ -102,6 +102,14 @@ pub(crate) fn to_labels(name: &str, array: &ArrayRef) -> Result<BooleanArray> {
     match array.data_type() {
         DataType::Boolean => Ok(array.as_boolean().clone()),
         DataType::Null => Ok(BooleanArray::new_null(array.len())),
+        t if t.is_unsigned_integer() => {
+            let ints = cast(array, &DataType::UInt64)?;
+            let ints = ints.as_primitive::<UInt64Type>();
+            if let Some(bad) = ints.iter().flatten().find(|v| *v > 1) {
+                return exec_err!("{name}: label must be 0 or 1 (or a boolean), found {bad}");
+            }
+            Ok(ints.iter().map(|v| v.map(|v| v == 1)).collect())
+        }
         t if t.is_integer() => {
             let ints = cast(array, &DataType::Int64)?;
             let ints = ints.as_primitive::<Int64Type>();

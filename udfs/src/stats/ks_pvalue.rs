@@ -27,8 +27,10 @@ static DOCUMENTATION: LazyLock<Documentation> =
          the asymptotic distribution kstwo.sf(D, round(n1·n2 / (n1 + n2))), evaluated with \
          SciPy's own algorithm (Simard & L'Ecuyer; Durbin matrix, Pelz–Good, Smirnov's \
          formula). Tolerance against SciPy: 1e-9 absolute (measured differences are below \
-         1e-12). NULL if either sample is empty; NaN if either contains NaN. Sorts the samples: \
-         1M + 1M values take well under a second in a release build.",
+         1e-12). NULL if either sample is empty; NaN if either contains NaN. Sorts the samples, \
+         O(n log n): on 1M + 1M values sorting and testing take about 0.15 s in an optimised \
+         build. The exact method costs up to O(n1 · n2) (about 1 s for 10000 vs 9999 values \
+         that differ completely), as in SciPy.",
         "ks_pvalue(a, b)",
     )
     .with_sql_example(
