@@ -9,7 +9,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::error::Result;
 use datafusion::logical_expr::{Accumulator, ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl};
 
-/// Calls a scalar function on `args` (already of the coerced types).
+/// Calls a scalar function on `args`, as DataFusion does after planning.
 pub(crate) fn invoke(f: &dyn ScalarUDFImpl, args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
     let arg_fields: Vec<FieldRef> = args
         .iter()
