@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod features;
 pub mod flight;
 pub mod functions;
 pub mod principal;

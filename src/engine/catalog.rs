@@ -33,7 +33,7 @@ use tracing::warn;
 
 use crate::engine::object_stores::Warehouse;
 use crate::error::{ErrorKind, FStoreError};
-use crate::registry::{ExternalTable, ManagedTable, RegistryState, Relation, View};
+use crate::registry::{ExternalTable, FeatureGroup, ManagedTable, RegistryState, Relation, View};
 
 #[derive(Debug, Clone)]
 struct Built {
@@ -95,34 +95,44 @@ impl RegistrySchema {
         self.write()
             .retain(|name, _| state.relations.contains_key(name));
 
-        // Views last. A view may read other views, in any creation order (one can be
-        // replaced after a view that reads it was created), so plan them to a fixed point:
-        // each round plans every view whose inputs are planned; what is left at the end
+        // Views and feature groups last. One may read another, in any creation order (a view
+        // can be replaced after a view that reads it was created), so plan them to a fixed
+        // point: each round plans everything whose inputs are planned; what is left at the end
         // cannot be planned and is registered as unavailable, with its error.
-        let mut pending: Vec<_> = state
+        let mut pending: Vec<(&String, u64, Derived)> = state
             .relations
             .iter()
             .filter_map(|(name, rel)| match &rel.def {
-                Relation::View(v) => Some((name, rel.version, v)),
+                Relation::View(v) => Some((name, rel.version, Derived::View(v))),
                 _ => None,
             })
+            .chain(
+                state
+                    .feature_groups
+                    .iter()
+                    .map(|(name, g)| (name, g.version, Derived::Group(&g.def))),
+            )
             .collect();
-        // Drop every view before re-planning, so that no view resolves a stale one.
+        // Drop every view and group before re-planning, so none resolves a stale one.
         self.write()
             .retain(|name, _| pending.iter().all(|(v, ..)| *v != name));
         let mut errors = HashMap::new();
         loop {
             let before = pending.len();
             let mut still = Vec::new();
-            for (name, version, view) in pending {
-                match build_view(view, session).await {
+            for (name, version, derived) in pending {
+                let built = match derived {
+                    Derived::View(view) => build_view(view, session).await,
+                    Derived::Group(group) => build_group(group, session).await,
+                };
+                match built {
                     Ok(provider) => {
                         self.write()
                             .insert(name.clone(), Built { version, provider });
                     }
                     Err(e) => {
                         errors.insert(name.clone(), e);
-                        still.push((name, version, view));
+                        still.push((name, version, derived));
                     }
                 }
             }
@@ -262,6 +272,22 @@ pub fn build_managed(
         .with_listing_options(options)
         .with_schema(schema);
     Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Relations computed from other relations.
+#[derive(Clone, Copy)]
+enum Derived<'a> {
+    View(&'a View),
+    Group(&'a FeatureGroup),
+}
+
+/// A feature group is a view over its plan (see `features`).
+async fn build_group(g: &FeatureGroup, session: &SessionState) -> Result<Arc<dyn TableProvider>> {
+    let plan = crate::features::plan(g, session).await?;
+    Ok(Arc::new(ViewTable::new(
+        plan,
+        Some(format!("FEATURE GROUP {}", g.name)),
+    )))
 }
 
 async fn build_view(v: &View, session: &SessionState) -> Result<Arc<dyn TableProvider>> {

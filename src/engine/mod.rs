@@ -72,9 +72,33 @@ impl EngineExtension for SampleDataExtension {
     }
 }
 
+/// Feature groups: their system tables and the optimizer rule for their time filters.
+struct FeatureGroupExtension;
+
+impl EngineExtension for FeatureGroupExtension {
+    fn name(&self) -> &'static str {
+        "feature-groups"
+    }
+    fn register(
+        &self,
+        ctx: &SessionContext,
+        _: &Arc<Registry>,
+        system: &SystemSchema,
+    ) -> Result<()> {
+        system.register(Arc::new(crate::features::catalog::FeatureGroupsTable));
+        system.register(Arc::new(crate::features::catalog::FeaturesTable));
+        ctx.add_optimizer_rule(Arc::new(crate::features::node::TimeBoundsRule));
+        Ok(())
+    }
+}
+
 /// The extensions every engine gets.
 pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
-    vec![Box::new(UdfExtension), Box::new(SampleDataExtension)]
+    vec![
+        Box::new(UdfExtension),
+        Box::new(SampleDataExtension),
+        Box::new(FeatureGroupExtension),
+    ]
 }
 
 /// A running FStore engine on one warehouse.

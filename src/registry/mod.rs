@@ -22,6 +22,7 @@
 //! The registry never executes anything: it stores and validates definitions. Turning them
 //! into tables the engine can query is the engine's job (`engine::catalog`).
 
+pub mod feature_group;
 pub mod model;
 
 use std::sync::{Arc, RwLock};
@@ -32,6 +33,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::{debug, warn};
 
+pub use feature_group::*;
 pub use model::*;
 
 use crate::engine::object_stores::{Warehouse, describe_store_error};

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
+use super::feature_group::{FeatureGroup, Transformation};
 use crate::error::FStoreError;
 
 /// One committed change: the unit of the append-only log.
@@ -51,6 +52,23 @@ pub enum Change {
     /// A login for the Flight SQL server (password stored as an argon2 PHC hash, never in
     /// clear, and never in the history's statement text).
     CreateUser(User),
+    /// `CREATE [OR REPLACE] FEATURE GROUP`.
+    CreateFeatureGroup { group: FeatureGroup, replace: bool },
+    /// `DROP FEATURE GROUP`.
+    DropFeatureGroup { name: String },
+    /// `ALTER FEATURE GROUP … ADD TRANSFORMATION` (with its fitted parameters and the group's
+    /// new output schema).
+    AddTransformation {
+        group: String,
+        transformation: Transformation,
+        schema: Schema,
+    },
+    /// `COMMENT ON FEATURE group.feature IS …` (None clears it).
+    CommentOnFeature {
+        group: String,
+        feature: String,
+        comment: Option<String>,
+    },
 }
 
 /// A user who can log in to the server.
@@ -168,6 +186,8 @@ pub struct RegistryState {
     pub relations: BTreeMap<String, Versioned<Relation>>,
     #[serde(default)]
     pub users: BTreeMap<String, User>,
+    #[serde(default)]
+    pub feature_groups: BTreeMap<String, Versioned<FeatureGroup>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -175,6 +195,52 @@ impl RegistryState {
     /// Checks that `change` can be applied to this state.
     pub fn check(&self, change: &Change) -> Result<(), FStoreError> {
         match change {
+            Change::CreateFeatureGroup { group, replace } => {
+                if let Some(r) = self.relations.get(&group.name) {
+                    return Err(FStoreError::already_exists(format!(
+                        "{} '{}' already exists",
+                        r.def.kind().as_str(),
+                        group.name
+                    )));
+                }
+                if self.feature_groups.contains_key(&group.name) && !replace {
+                    return Err(FStoreError::already_exists(format!(
+                        "feature group '{}' already exists",
+                        group.name
+                    )));
+                }
+                Ok(())
+            }
+            Change::DropFeatureGroup { name } => self.group(name).map(|_| ()),
+            Change::AddTransformation {
+                group,
+                transformation,
+                ..
+            } => {
+                let g = self.group(group)?;
+                if g.feature(&transformation.feature).is_none() {
+                    return Err(FStoreError::not_found(format!(
+                        "feature '{}' not found in feature group '{group}'",
+                        transformation.feature
+                    )));
+                }
+                if g.schema.field_with_name(&transformation.output).is_ok() {
+                    return Err(FStoreError::already_exists(format!(
+                        "feature group '{group}' already has a column '{}'",
+                        transformation.output
+                    )));
+                }
+                Ok(())
+            }
+            Change::CommentOnFeature { group, feature, .. } => {
+                let g = self.group(group)?;
+                if !g.feature_names().contains(&feature.as_str()) {
+                    return Err(FStoreError::not_found(format!(
+                        "feature '{feature}' not found in feature group '{group}'"
+                    )));
+                }
+                Ok(())
+            }
             Change::CreateExternalTable(t) => {
                 self.check_create(&t.name, t.replace, RelationKind::Table)
             }
@@ -210,7 +276,20 @@ impl RegistryState {
                 }
             }
             Change::Drop { name, relation } => match self.relations.get(name) {
-                Some(r) if r.def.kind() == *relation => Ok(()),
+                Some(r) if r.def.kind() == *relation => {
+                    if let Some(g) = self
+                        .feature_groups
+                        .values()
+                        .find(|g| g.def.source.relation() == Some(name.as_str()))
+                    {
+                        return Err(FStoreError::invalid(format!(
+                            "cannot drop {} '{name}': feature group '{}' reads it (drop the feature group first)",
+                            relation.as_str(),
+                            g.def.name
+                        )));
+                    }
+                    Ok(())
+                }
                 Some(r) => Err(FStoreError::invalid(format!(
                     "'{name}' is a {}, not a {}",
                     r.def.kind().as_str(),
@@ -224,12 +303,25 @@ impl RegistryState {
         }
     }
 
+    /// The feature group called `name`, or NotFound.
+    pub fn group(&self, name: &str) -> Result<&FeatureGroup, FStoreError> {
+        self.feature_groups
+            .get(name)
+            .map(|g| &g.def)
+            .ok_or_else(|| FStoreError::not_found(format!("feature group '{name}' not found")))
+    }
+
     fn check_create(
         &self,
         name: &str,
         replace: bool,
         kind: RelationKind,
     ) -> Result<(), FStoreError> {
+        if self.feature_groups.contains_key(name) {
+            return Err(FStoreError::already_exists(format!(
+                "feature group '{name}' already exists"
+            )));
+        }
         match self.relations.get(name) {
             None => Ok(()),
             Some(existing) if replace && existing.def.kind() == kind => Ok(()),
@@ -276,6 +368,50 @@ impl RegistryState {
             Change::CreateUser(u) => {
                 self.users.insert(u.name.clone(), u.clone());
                 ("CREATE USER", "user", u.name.clone())
+            }
+            Change::CreateFeatureGroup { group, .. } => {
+                self.feature_groups.insert(
+                    group.name.clone(),
+                    Versioned {
+                        version: rec.seq,
+                        created: rec.seq,
+                        def: group.clone(),
+                    },
+                );
+                ("CREATE FEATURE GROUP", "feature_group", group.name.clone())
+            }
+            Change::DropFeatureGroup { name } => {
+                self.feature_groups.remove(name);
+                ("DROP FEATURE GROUP", "feature_group", name.clone())
+            }
+            Change::AddTransformation {
+                group,
+                transformation,
+                schema,
+            } => {
+                if let Some(g) = self.feature_groups.get_mut(group) {
+                    g.def.transformations.push(transformation.clone());
+                    g.def.schema = schema.clone();
+                    g.version = rec.seq;
+                }
+                ("ALTER FEATURE GROUP", "feature_group", group.clone())
+            }
+            Change::CommentOnFeature {
+                group,
+                feature,
+                comment,
+            } => {
+                if let Some(g) = self.feature_groups.get_mut(group) {
+                    if let Some(f) = g.def.features.iter_mut().find(|f| &f.name == feature) {
+                        f.description = comment.clone();
+                    }
+                    g.version = rec.seq;
+                }
+                (
+                    "COMMENT ON FEATURE",
+                    "feature",
+                    format!("{group}.{feature}"),
+                )
             }
             Change::Drop { name, relation } => {
                 self.relations.remove(name);

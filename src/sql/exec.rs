@@ -75,8 +75,52 @@ impl Engine {
     ) -> Result<StatementResult> {
         self.refresh().await?;
         match &stmt.statement {
-            FStoreStatement::ShowFeatureGroups => self.rows(feature_groups_listing()),
+            FStoreStatement::ShowFeatureGroups => self.rows(
+                crate::features::catalog::show_feature_groups(&self.registry().state())?,
+            ),
             FStoreStatement::ShowFeatureSets => self.rows(feature_sets_listing()),
+            FStoreStatement::CreateFeatureGroup(c) => {
+                self.create_feature_group(c, stmt.sql(), principal).await
+            }
+            FStoreStatement::AddTransformation(a) => {
+                self.add_transformation(a, stmt.sql(), principal).await
+            }
+            FStoreStatement::DropFeatureGroup { name, if_exists } => {
+                if *if_exists && !self.registry().state().feature_groups.contains_key(name) {
+                    return self.done(None);
+                }
+                self.registry()
+                    .commit(
+                        principal,
+                        stmt.sql(),
+                        Change::DropFeatureGroup { name: name.clone() },
+                    )
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
+            FStoreStatement::DescribeFeatureGroup { name } => {
+                let state = self.registry().state();
+                self.rows(crate::features::catalog::describe_feature_group(
+                    state.group(name)?,
+                )?)
+            }
+            FStoreStatement::CommentOnFeature {
+                group,
+                feature,
+                comment,
+            } => {
+                let change = Change::CommentOnFeature {
+                    group: group.clone(),
+                    feature: feature.clone(),
+                    comment: comment.clone(),
+                };
+                self.registry()
+                    .commit(principal, stmt.sql(), change)
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
             FStoreStatement::DataFusion(df_stmt) => {
                 self.execute_datafusion(df_stmt, stmt.sql(), principal)
                     .await
@@ -161,6 +205,98 @@ impl Engine {
                 })
             }
         }
+    }
+
+    async fn create_feature_group(
+        &self,
+        c: &crate::sql::feature_group::CreateFeatureGroup,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let state = self.registry().state();
+        if let Some(r) = state.relations.get(&c.name) {
+            return Err(FStoreError::already_exists(format!(
+                "{} '{}' already exists",
+                r.def.kind().as_str(),
+                c.name
+            ))
+            .into());
+        }
+        if state.feature_groups.contains_key(&c.name) {
+            if c.if_not_exists {
+                return self.done(None);
+            }
+            if !c.or_replace {
+                return Err(FStoreError::already_exists(format!(
+                    "feature group '{}' already exists",
+                    c.name
+                ))
+                .into());
+            }
+        }
+        let session = self.state();
+        let group = crate::features::define(c, &session).await?;
+        if group.max_window_micros() > 0 && !crate::features::WINDOWS_AVAILABLE {
+            return Err(FStoreError::unimplemented(
+                "windowed features need the sliding-window evaluator, which is not merged yet",
+            )
+            .into());
+        }
+        // The whole plan must build now, not at the first query.
+        crate::features::plan(&group, &session).await?;
+        let change = Change::CreateFeatureGroup {
+            group,
+            replace: c.or_replace,
+        };
+        self.registry().commit(principal, text, change).await?;
+        self.sync().await?;
+        self.done(None)
+    }
+
+    async fn add_transformation(
+        &self,
+        a: &crate::sql::feature_group::AddTransformation,
+        text: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        let group = self.registry().state().group(&a.group)?.clone();
+        let session = self.state();
+        let transformation = crate::features::transform::fit(a, &group, &session).await?;
+        if group.schema.field_with_name(&transformation.output).is_ok() {
+            return Err(FStoreError::already_exists(format!(
+                "feature group '{}' already has a column '{}'",
+                group.name, transformation.output
+            ))
+            .into());
+        }
+        // The new output schema is what the group's plan produces with the transformation.
+        let mut next = group.clone();
+        next.transformations.push(transformation.clone());
+        let mut fields: Vec<arrow_schema::FieldRef> =
+            next.schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            &transformation.output,
+            DataType::Null,
+            true,
+        )));
+        next.schema = Schema::new(fields);
+        let plan = crate::features::plan(&next, &session).await?;
+        let schema = plan.schema().as_arrow().clone();
+        let schema = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        );
+        let change = Change::AddTransformation {
+            group: group.name.clone(),
+            transformation,
+            schema,
+        };
+        self.registry().commit(principal, text, change).await?;
+        self.sync().await?;
+        self.done(None)
     }
 
     async fn create_external_table(
@@ -581,19 +717,6 @@ fn count_of(batches: &[RecordBatch]) -> u64 {
         .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
         .flat_map(|a| a.iter().flatten())
         .sum()
-}
-
-/// `SHOW FEATURE GROUPS` (no feature groups can be defined yet).
-fn feature_groups_listing() -> RecordBatch {
-    RecordBatch::new_empty(Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("entity", DataType::Utf8, false),
-        Field::new("timestamp_column", DataType::Utf8, false),
-        Field::new("source", DataType::Utf8, false),
-        Field::new("features", DataType::UInt64, false),
-        Field::new("owner", DataType::Utf8, true),
-        Field::new("description", DataType::Utf8, true),
-    ])))
 }
 
 /// `SHOW FEATURE SETS` (no feature sets can be defined yet).

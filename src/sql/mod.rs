@@ -6,6 +6,7 @@
 //! and executed by DataFusion unchanged.
 
 pub mod exec;
+pub mod feature_group;
 pub mod parser;
 
 use datafusion::sql::parser::Statement as DFStatement;
@@ -22,6 +23,20 @@ pub enum FStoreStatement {
     ShowFeatureGroups,
     /// `SHOW FEATURE SETS`
     ShowFeatureSets,
+    /// `CREATE [OR REPLACE] FEATURE GROUP …`
+    CreateFeatureGroup(Box<feature_group::CreateFeatureGroup>),
+    /// `ALTER FEATURE GROUP … ADD TRANSFORMATION …`
+    AddTransformation(Box<feature_group::AddTransformation>),
+    /// `DROP FEATURE GROUP [IF EXISTS] name`
+    DropFeatureGroup { name: String, if_exists: bool },
+    /// `DESCRIBE FEATURE GROUP name`
+    DescribeFeatureGroup { name: String },
+    /// `COMMENT ON FEATURE group.feature IS …`
+    CommentOnFeature {
+        group: String,
+        feature: String,
+        comment: Option<String>,
+    },
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -30,6 +45,23 @@ impl std::fmt::Display for FStoreStatement {
             FStoreStatement::DataFusion(s) => write!(f, "{s}"),
             FStoreStatement::ShowFeatureGroups => f.write_str("SHOW FEATURE GROUPS"),
             FStoreStatement::ShowFeatureSets => f.write_str("SHOW FEATURE SETS"),
+            FStoreStatement::CreateFeatureGroup(c) => write!(f, "CREATE FEATURE GROUP {}", c.name),
+            FStoreStatement::AddTransformation(a) => {
+                write!(
+                    f,
+                    "ALTER FEATURE GROUP {} ADD TRANSFORMATION {}",
+                    a.group, a.feature
+                )
+            }
+            FStoreStatement::DropFeatureGroup { name, .. } => {
+                write!(f, "DROP FEATURE GROUP {name}")
+            }
+            FStoreStatement::DescribeFeatureGroup { name } => {
+                write!(f, "DESCRIBE FEATURE GROUP {name}")
+            }
+            FStoreStatement::CommentOnFeature { group, feature, .. } => {
+                write!(f, "COMMENT ON FEATURE {group}.{feature}")
+            }
         }
     }
 }

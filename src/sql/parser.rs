@@ -144,6 +144,61 @@ impl<'a> FStoreParser<'a> {
     }
 
     fn parse_statement(&mut self) -> Result<FStoreStatement> {
+        use super::feature_group as fg;
+        let create_group = if self.peek_words(&["CREATE", "FEATURE", "GROUP"]) {
+            Some(false)
+        } else if self.peek_words(&["CREATE", "OR", "REPLACE", "FEATURE", "GROUP"]) {
+            Some(true)
+        } else {
+            None
+        };
+        if let Some(or_replace) = create_group {
+            self.advance(if or_replace { 5 } else { 3 });
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::CreateFeatureGroup(Box::new(
+                fg::parse_create(&mut w, or_replace)?,
+            )));
+        }
+        if self.peek_words(&["ALTER", "FEATURE", "GROUP"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::AddTransformation(Box::new(
+                fg::parse_alter(&mut w)?,
+            )));
+        }
+        if self.peek_words(&["DROP", "FEATURE", "GROUP"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            let if_exists = w.accept_seq(&["IF", "EXISTS"]);
+            let name = w.ident("a feature group name")?;
+            return Ok(FStoreStatement::DropFeatureGroup { name, if_exists });
+        }
+        if self.peek_words(&["DESCRIBE", "FEATURE", "GROUP"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            let name = w.ident("a feature group name")?;
+            return Ok(FStoreStatement::DescribeFeatureGroup { name });
+        }
+        if self.peek_words(&["COMMENT", "ON", "FEATURE"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            let (group, feature, comment) = fg::parse_comment(&mut w)?;
+            return Ok(FStoreStatement::CommentOnFeature {
+                group,
+                feature,
+                comment,
+            });
+        }
         if self.peek_words(&["SHOW", "FEATURE"]) {
             self.advance(2);
             if self.consume_word("GROUPS") {
@@ -258,6 +313,11 @@ fn position(loc: Location) -> String {
     } else {
         format!(" at Line: {}, Column: {}", loc.line, loc.column)
     }
+}
+
+/// A sqlparser error as a DataFusion error (so it gets the statement name like the others).
+pub fn sql_error(e: ParserError) -> DataFusionError {
+    DataFusionError::SQL(Box::new(e), None)
 }
 
 fn syntax_error(e: DataFusionError) -> DataFusionError {
