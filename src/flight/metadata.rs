@@ -25,13 +25,17 @@ use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
 
 use crate::engine::{SYSTEM_SCHEMA, USER_SCHEMA};
+use crate::registry::RegistryState;
 
 /// Table types FStore reports.
-pub const TABLE_TYPES: [&str; 3] = ["TABLE", "VIEW", "SYSTEM TABLE"];
+pub const TABLE_TYPES: [&str; 4] = ["TABLE", "VIEW", "SYSTEM TABLE", "FEATURE GROUP"];
 
-fn table_type_name(schema: &str, t: TableType) -> &'static str {
+fn table_type_name(schema: &str, table: &str, t: TableType, state: &RegistryState) -> &'static str {
     if schema == SYSTEM_SCHEMA || schema == "information_schema" {
         return "SYSTEM TABLE";
+    }
+    if schema == USER_SCHEMA && state.feature_groups.contains_key(table) {
+        return "FEATURE GROUP";
     }
     match t {
         TableType::View => "VIEW",
@@ -69,7 +73,11 @@ pub fn db_schemas_schema() -> SchemaRef {
     CommandGetDbSchemas::default().into_builder().schema()
 }
 
-pub async fn tables(ctx: &SessionContext, cmd: CommandGetTables) -> Result<RecordBatch> {
+pub async fn tables(
+    ctx: &SessionContext,
+    cmd: CommandGetTables,
+    state: &RegistryState,
+) -> Result<RecordBatch> {
     let mut b = cmd.into_builder();
     for c in sorted(ctx.catalog_names()) {
         let Some(catalog) = ctx.catalog(&c) else {
@@ -87,7 +95,7 @@ pub async fn tables(ctx: &SessionContext, cmd: CommandGetTables) -> Result<Recor
                     &c,
                     &s,
                     &t,
-                    table_type_name(&s, provider.table_type()),
+                    table_type_name(&s, &t, provider.table_type(), state),
                     &provider.schema(),
                 )
                 .map_err(flight_err)?;
@@ -137,14 +145,33 @@ pub fn primary_keys_schema() -> SchemaRef {
     ]))
 }
 
-/// Primary keys. Plain tables have none; feature groups (added by their issue) report their
-/// entity keys here.
+/// Primary keys: a feature group's entity keys (plain tables have none).
 pub fn primary_keys(
-    _catalog: Option<&str>,
-    _schema: Option<&str>,
-    _table: &str,
+    catalog: Option<&str>,
+    schema: Option<&str>,
+    table: &str,
+    state: &RegistryState,
 ) -> Result<RecordBatch> {
-    Ok(RecordBatch::new_empty(primary_keys_schema()))
+    let ours = catalog.is_none_or(|c| c == crate::engine::CATALOG)
+        && schema.is_none_or(|s| s == USER_SCHEMA);
+    let keys: Vec<String> = match state.feature_groups.get(table) {
+        Some(g) if ours => g.def.entity.clone(),
+        _ => vec![],
+    };
+    let n = keys.len();
+    Ok(RecordBatch::try_new(
+        primary_keys_schema(),
+        vec![
+            Arc::new(StringArray::from(vec![Some(crate::engine::CATALOG); n])),
+            Arc::new(StringArray::from(vec![Some(USER_SCHEMA); n])),
+            Arc::new(StringArray::from(vec![table; n])),
+            Arc::new(StringArray::from(keys)),
+            Arc::new(StringArray::from(vec![Some("entity"); n])),
+            Arc::new(datafusion::arrow::array::Int32Array::from_iter_values(
+                1..=n as i32,
+            )),
+        ],
+    )?)
 }
 
 /// Result schema of exported / imported keys and cross references (Flight SQL spec).

@@ -1218,7 +1218,8 @@ impl FlightSqlService for FStoreFlightSql {
         self.observe("do_get_tables", async {
             self.principal(&request)?;
             self.engine.refresh().await.map_err(into_status)?;
-            let batch = metadata::tables(self.engine.ctx(), query)
+            let state = self.engine.registry().state();
+            let batch = metadata::tables(self.engine.ctx(), query, &state)
                 .await
                 .map_err(into_status)?;
             Ok(self.batch_response(batch))
@@ -1345,10 +1346,13 @@ impl FlightSqlService for FStoreFlightSql {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.observe("do_get_primary_keys", async {
             self.principal(&request)?;
+            self.engine.refresh().await.map_err(into_status)?;
+            let state = self.engine.registry().state();
             let batch = metadata::primary_keys(
                 query.catalog.as_deref(),
                 query.db_schema.as_deref(),
                 &query.table,
+                &state,
             )
             .map_err(into_status)?;
             Ok(self.batch_response(batch))

@@ -14,27 +14,28 @@ def _varint(n):
             return bytes(out)
 
 
-def _field(number, payload: bytes):
+def field(number, payload: bytes):
+    """A length-delimited protobuf field."""
     return _varint((number << 3) | 2) + _varint(len(payload)) + payload
 
 
 def any_message(type_name: str, value: bytes) -> bytes:
-    return _field(1, f"type.googleapis.com/arrow.flight.protocol.sql.{type_name}".encode()) + _field(2, value)
+    return field(1, f"type.googleapis.com/arrow.flight.protocol.sql.{type_name}".encode()) + field(2, value)
 
 
 def statement_query(sql: str) -> bytes:
     """CommandStatementQuery{query} as an Any."""
-    return any_message("CommandStatementQuery", _field(1, sql.encode()))
+    return any_message("CommandStatementQuery", field(1, sql.encode()))
 
 
 def cancel_flight_info_request(flight_info_bytes: bytes) -> bytes:
     """arrow.flight.protocol.CancelFlightInfoRequest{info} (the Flight RPC action body)."""
-    return _field(1, flight_info_bytes)
+    return field(1, flight_info_bytes)
 
 
 def cancel_query_request(flight_info_bytes: bytes) -> bytes:
     """Flight SQL's ActionCancelQueryRequest{info} as an Any (the older cancel action)."""
-    return any_message("ActionCancelQueryRequest", _field(1, flight_info_bytes))
+    return any_message("ActionCancelQueryRequest", field(1, flight_info_bytes))
 
 
 def first_varint_field(message: bytes) -> int:

@@ -9,8 +9,8 @@ import pyarrow.flight as flight
 import pytest
 
 from conftest import ADMIN_PASSWORD, connect, wait_until
-from flight_sql_proto import (cancel_flight_info_request, cancel_query_request, first_varint_field,
-                              statement_query)
+from flight_sql_proto import (any_message, cancel_flight_info_request, cancel_query_request, field,
+                              first_varint_field, statement_query)
 
 
 def test_adbc_login_query_and_fetch(server):
@@ -104,10 +104,31 @@ def test_metadata_get_objects_table_schema_and_info(server):
         schema = conn.adbc_get_table_schema("transactions")
         assert schema.field("amount").type == pa.float64()
         assert schema.field("customer_id").type == pa.string()
-        assert set(conn.adbc_get_table_types()) == {"TABLE", "VIEW", "SYSTEM TABLE"}
+        assert set(conn.adbc_get_table_types()) == {"TABLE", "VIEW", "SYSTEM TABLE", "FEATURE GROUP"}
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "FStore"
         assert info["vendor_arrow_version"].startswith("59")
+
+
+def test_feature_groups_are_listed_with_their_entity_keys_as_primary_keys(server):
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("CREATE FEATURE GROUP fg_meta ENTITY (customer_id, product_id) TIMESTAMP transaction_date "
+                    "FROM transactions FEATURES (amount, customer_category)")
+        objects = conn.adbc_get_objects(depth="tables", table_name_filter="fg_meta").read_all().to_pylist()
+        found = [(t["table_name"], t["table_type"])
+                 for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]]
+        assert found == [("fg_meta", "FEATURE GROUP")]
+        cur.execute("SELECT count(*) FROM fg_meta")
+        assert cur.fetchone() == (20000,)
+    client = flight.connect(server.uri)
+    token = client.authenticate_basic_token(b"admin", ADMIN_PASSWORD.encode())
+    options = flight.FlightCallOptions(headers=[token])
+    cmd = any_message("CommandGetPrimaryKeys", field(3, b"fg_meta"))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd), options)
+    keys = client.do_get(info.endpoints[0].ticket, options).read_all().to_pydict()
+    assert keys["column_name"] == ["customer_id", "product_id"]
+    assert keys["key_sequence"] == [1, 2]
+    client.close()
 
 
 def test_bulk_ingest_create_append_replace(server):
