@@ -82,11 +82,19 @@ impl EngineExtension for FeatureGroupExtension {
     fn register(
         &self,
         ctx: &SessionContext,
-        _: &Arc<Registry>,
+        registry: &Arc<Registry>,
         system: &SystemSchema,
     ) -> Result<()> {
         system.register(Arc::new(crate::features::catalog::FeatureGroupsTable));
         system.register(Arc::new(crate::features::catalog::FeaturesTable));
+        system.register(Arc::new(crate::features::sets::LineageTable));
+        system.register(Arc::new(crate::features::sets::FeatureSetsTable));
+        ctx.register_udtf(
+            "feature_set_versions",
+            Arc::new(crate::features::sets::FeatureSetVersions {
+                registry: Arc::clone(registry),
+            }),
+        );
         ctx.add_optimizer_rule(Arc::new(crate::features::node::TimeBoundsRule));
         Ok(())
     }

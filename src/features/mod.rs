@@ -25,6 +25,7 @@
 
 pub mod catalog;
 pub mod node;
+pub mod sets;
 pub mod transform;
 
 use std::collections::HashSet;

@@ -23,6 +23,7 @@
 //! into tables the engine can query is the engine's job (`engine::catalog`).
 
 pub mod feature_group;
+pub mod feature_set;
 pub mod model;
 
 use std::sync::{Arc, RwLock};
@@ -34,6 +35,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use tracing::{debug, warn};
 
 pub use feature_group::*;
+pub use feature_set::*;
 pub use model::*;
 
 use crate::engine::object_stores::{Warehouse, describe_store_error};

@@ -11,6 +11,7 @@ use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
 use super::feature_group::{FeatureGroup, Transformation};
+use super::feature_set::{FeatureSetVersion, parse_set_ref};
 use crate::error::FStoreError;
 
 /// One committed change: the unit of the append-only log.
@@ -69,6 +70,9 @@ pub enum Change {
         feature: String,
         comment: Option<String>,
     },
+    /// `CREATE FEATURE SET`: a new version of the named set (its `version` and `created_at`
+    /// are assigned when the record is applied, from the log's order).
+    CreateFeatureSet(FeatureSetVersion),
 }
 
 /// A user who can log in to the server.
@@ -188,6 +192,9 @@ pub struct RegistryState {
     pub users: BTreeMap<String, User>,
     #[serde(default)]
     pub feature_groups: BTreeMap<String, Versioned<FeatureGroup>>,
+    /// Every version of every feature set, oldest first.
+    #[serde(default)]
+    pub feature_sets: BTreeMap<String, Vec<FeatureSetVersion>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -211,7 +218,26 @@ impl RegistryState {
                 }
                 Ok(())
             }
+            // Feature-set versions pin the definitions they read, so dropping a group
+            // leaves them working.
             Change::DropFeatureGroup { name } => self.group(name).map(|_| ()),
+            Change::CreateFeatureSet(set) => {
+                if set.features.is_empty() {
+                    return Err(FStoreError::invalid(format!(
+                        "feature set '{}' has no features",
+                        set.name
+                    )));
+                }
+                if self.relations.contains_key(&set.name)
+                    || self.feature_groups.contains_key(&set.name)
+                {
+                    return Err(FStoreError::already_exists(format!(
+                        "'{}' is already a table, view or feature group",
+                        set.name
+                    )));
+                }
+                Ok(())
+            }
             Change::AddTransformation {
                 group,
                 transformation,
@@ -303,6 +329,26 @@ impl RegistryState {
         }
     }
 
+    /// A feature-set version: `name` (the latest) or `name@version`.
+    pub fn feature_set(&self, reference: &str) -> Result<&FeatureSetVersion, FStoreError> {
+        let (name, version) = parse_set_ref(reference);
+        let versions = self
+            .feature_sets
+            .get(name)
+            .ok_or_else(|| FStoreError::not_found(format!("feature set '{name}' not found")))?;
+        match version {
+            None => versions.last(),
+            Some(v) => versions.iter().find(|s| s.version == v),
+        }
+        .ok_or_else(|| {
+            FStoreError::not_found(format!(
+                "feature set '{name}' has no version {} (versions 1 to {})",
+                version.unwrap_or(0),
+                versions.len()
+            ))
+        })
+    }
+
     /// The feature group called `name`, or NotFound.
     pub fn group(&self, name: &str) -> Result<&FeatureGroup, FStoreError> {
         self.feature_groups
@@ -368,6 +414,18 @@ impl RegistryState {
             Change::CreateUser(u) => {
                 self.users.insert(u.name.clone(), u.clone());
                 ("CREATE USER", "user", u.name.clone())
+            }
+            Change::CreateFeatureSet(set) => {
+                let versions = self.feature_sets.entry(set.name.clone()).or_default();
+                let mut v = set.clone();
+                v.version = versions.len() as u64 + 1;
+                v.created_at = rec.committed_at;
+                versions.push(v);
+                (
+                    "CREATE FEATURE SET",
+                    "feature_set",
+                    format!("{}@{}", set.name, versions.len()),
+                )
             }
             Change::CreateFeatureGroup { group, .. } => {
                 self.feature_groups.insert(

@@ -78,7 +78,26 @@ impl Engine {
             FStoreStatement::ShowFeatureGroups => self.rows(
                 crate::features::catalog::show_feature_groups(&self.registry().state())?,
             ),
-            FStoreStatement::ShowFeatureSets => self.rows(feature_sets_listing()),
+            FStoreStatement::ShowFeatureSets => self.rows(
+                crate::features::sets::show_feature_sets(&self.registry().state())?,
+            ),
+            FStoreStatement::CreateFeatureSet(c) => {
+                let state = self.registry().state();
+                let version =
+                    crate::features::sets::resolve(c, &state, &self.state(), &principal.name)
+                        .await?;
+                self.registry()
+                    .commit(principal, stmt.sql(), Change::CreateFeatureSet(version))
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
+            FStoreStatement::DescribeFeatureSet { reference } => {
+                let state = self.registry().state();
+                self.rows(crate::features::sets::describe_feature_set(
+                    state.feature_set(reference)?,
+                )?)
+            }
             FStoreStatement::CreateFeatureGroup(c) => {
                 self.create_feature_group(c, stmt.sql(), principal).await
             }
@@ -717,17 +736,6 @@ fn count_of(batches: &[RecordBatch]) -> u64 {
         .filter_map(|b| b.column(0).as_any().downcast_ref::<UInt64Array>())
         .flat_map(|a| a.iter().flatten())
         .sum()
-}
-
-/// `SHOW FEATURE SETS` (no feature sets can be defined yet).
-fn feature_sets_listing() -> RecordBatch {
-    RecordBatch::new_empty(Arc::new(Schema::new(vec![
-        Field::new("name", DataType::Utf8, false),
-        Field::new("version", DataType::UInt64, false),
-        Field::new("features", DataType::UInt64, false),
-        Field::new("author", DataType::Utf8, true),
-        Field::new("description", DataType::Utf8, true),
-    ])))
 }
 
 fn ensure_unique_columns(schema: &DFSchema) -> Result<()> {

@@ -7,6 +7,7 @@
 
 pub mod exec;
 pub mod feature_group;
+pub mod feature_set;
 pub mod parser;
 
 use datafusion::sql::parser::Statement as DFStatement;
@@ -37,6 +38,10 @@ pub enum FStoreStatement {
         feature: String,
         comment: Option<String>,
     },
+    /// `CREATE FEATURE SET …`
+    CreateFeatureSet(Box<feature_set::CreateFeatureSet>),
+    /// `DESCRIBE FEATURE SET name [VERSION n]` (as `name` or `name@n`)
+    DescribeFeatureSet { reference: String },
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -61,6 +66,10 @@ impl std::fmt::Display for FStoreStatement {
             }
             FStoreStatement::CommentOnFeature { group, feature, .. } => {
                 write!(f, "COMMENT ON FEATURE {group}.{feature}")
+            }
+            FStoreStatement::CreateFeatureSet(c) => write!(f, "CREATE FEATURE SET {}", c.name),
+            FStoreStatement::DescribeFeatureSet { reference } => {
+                write!(f, "DESCRIBE FEATURE SET {reference}")
             }
         }
     }

@@ -199,6 +199,23 @@ impl<'a> FStoreParser<'a> {
                 comment,
             });
         }
+        if self.peek_words(&["CREATE", "FEATURE", "SET"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::CreateFeatureSet(Box::new(
+                super::feature_set::parse_create(&mut w)?,
+            )));
+        }
+        if self.peek_words(&["DESCRIBE", "FEATURE", "SET"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            let reference = super::feature_set::parse_describe(&mut w)?;
+            return Ok(FStoreStatement::DescribeFeatureSet { reference });
+        }
         if self.peek_words(&["SHOW", "FEATURE"]) {
             self.advance(2);
             if self.consume_word("GROUPS") {

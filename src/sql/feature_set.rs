@@ -1,0 +1,128 @@
+//! Grammar of the feature-set statements (SQL.md §5):
+//!
+//! ```sql
+//! CREATE FEATURE SET name
+//!   { FEATURES (group.* | group.feature | group:feature, …) | FEATURES FROM (query) }
+//!   [WITH (key = 'value', …)] [TAGS ('tag', …)] [DESCRIPTION 'text']
+//! DESCRIBE FEATURE SET name [VERSION n]
+//! ```
+//!
+//! `FEATURES FROM (query)` takes the features from the query's rows: a column `feature`
+//! holding `group.feature` (or a bare feature name found in exactly one group), or two
+//! columns `feature_group` and `feature`.
+
+use std::collections::BTreeMap;
+
+use datafusion::error::Result;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::feature_group::Words;
+use super::parser::{expected, sql_error};
+
+/// `CREATE FEATURE SET`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateFeatureSet {
+    pub name: String,
+    pub features: FeatureList,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureList {
+    /// `(group, feature)`; feature `*` means every feature of the group.
+    Listed(Vec<(String, String)>),
+    /// `FEATURES FROM (query)`
+    Query(String),
+}
+
+/// After `CREATE FEATURE SET`.
+pub fn parse_create(w: &mut Words) -> Result<CreateFeatureSet> {
+    let name = w.ident("a feature set name")?;
+    w.expect("FEATURES")?;
+    let features = if w.accept("FROM") {
+        w.expect_token(Token::LParen, "(")?;
+        let q = w.parser.parse_query().map_err(sql_error)?;
+        w.expect_token(Token::RParen, ")")?;
+        FeatureList::Query(q.to_string())
+    } else {
+        w.expect_token(Token::LParen, "( or FROM")?;
+        let mut list = vec![];
+        loop {
+            let group = w.ident("group.feature")?;
+            if !w.parser.consume_token(&Token::Period) && !w.parser.consume_token(&Token::Colon) {
+                return Err(expected(
+                    "'.' or ':' after the feature group name",
+                    w.parser.peek_token_ref(),
+                ));
+            }
+            let feature = if w.parser.consume_token(&Token::Mul) {
+                "*".to_string()
+            } else {
+                w.ident("a feature name or *")?
+            };
+            list.push((group, feature));
+            if w.parser.consume_token(&Token::Comma) {
+                continue;
+            }
+            w.expect_token(Token::RParen, "',' or ')'")?;
+            break;
+        }
+        FeatureList::Listed(list)
+    };
+    let mut metadata = BTreeMap::new();
+    let mut tags = vec![];
+    let mut description = None;
+    loop {
+        if w.accept("WITH") {
+            w.expect_token(Token::LParen, "(")?;
+            loop {
+                let key = w.ident("a metadata key")?;
+                w.expect_token(Token::Eq, "=")?;
+                let t = w.parser.peek_token_ref().clone();
+                let value = match &t.token {
+                    Token::SingleQuotedString(s) => s.clone(),
+                    Token::Number(n, _) => n.clone(),
+                    Token::Word(word) => word.value.clone(),
+                    _ => return Err(expected("a metadata value", &t)),
+                };
+                w.parser.next_token();
+                metadata.insert(key, value);
+                if w.parser.consume_token(&Token::Comma) {
+                    continue;
+                }
+                w.expect_token(Token::RParen, "',' or ')'")?;
+                break;
+            }
+        } else if w.accept("TAGS") {
+            w.expect_token(Token::LParen, "(")?;
+            tags.push(w.string("a tag string")?);
+            while w.parser.consume_token(&Token::Comma) {
+                tags.push(w.string("a tag string")?);
+            }
+            w.expect_token(Token::RParen, ")")?;
+        } else if w.accept("DESCRIPTION") {
+            description = Some(w.string("a description string")?);
+        } else {
+            break;
+        }
+    }
+    Ok(CreateFeatureSet {
+        name,
+        features,
+        metadata,
+        tags,
+        description,
+    })
+}
+
+/// After `DESCRIBE FEATURE SET`: `name [VERSION n]`, as a set reference (`name@n`).
+pub fn parse_describe(w: &mut Words) -> Result<String> {
+    let name = w.ident("a feature set name")?;
+    if w.accept("VERSION") {
+        let v = w.parser.parse_literal_uint().map_err(sql_error)?;
+        return Ok(format!("{name}@{v}"));
+    }
+    Ok(name)
+}
