@@ -660,10 +660,10 @@ mod tests {
         assert_eq!((v[1].line, v[1].column), (2, 1));
         assert_eq!(
             v[2].statement.to_string(),
-            "SELECT * FROM e JOIN f ON asof_match(e.ts, '>', f.ts)"
+            "SELECT * FROM e INNER JOIN f ON asof_match(e.ts, '>', f.ts)"
         );
         assert_eq!(v[2].text, "SELECT * FROM e ASOF JOIN f ON e.ts > f.ts");
-        assert_eq!((v[2].line, v[2].column), (2, 66));
+        assert_eq!((v[2].line, v[2].column), (2, 65));
     }
 
     #[test]
@@ -717,7 +717,7 @@ mod tests {
 
     #[test]
     fn parse_errors_after_a_duckdb_join_point_at_the_text_as_written() {
-        let e = err("SELECT * FROM e ASOF LEFT JOIN f ON e.ts >= f.ts WHERE WHERE");
-        assert!(e.contains("Line: 1, Column: 56"), "{e}");
+        let e = err("SELECT * FROM e ASOF LEFT JOIN f ON e.ts >= f.ts GROUP x");
+        assert!(e.contains("found: GROUP at Line: 1, Column: 50"), "{e}");
     }
 }
