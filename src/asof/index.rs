@@ -287,8 +287,9 @@ impl Ties {
         self.candidates.extend(rows);
     }
 
-    /// Picks each set's winner: the greatest row in arrow's row format over all columns, or
-    /// (for column types the row format cannot order) the last row in input order.
+    /// Picks each set's winner: the greatest row in arrow's row format over all right columns
+    /// (those the query reads: the rest were pruned before the join), or, for column types the
+    /// row format cannot order, the last row in input order.
     fn resolve(self, index: &mut RightIndex, schema: &SchemaRef) -> Result<()> {
         if self.sets.is_empty() {
             return Ok(());

@@ -41,9 +41,12 @@
 //!   names the right side's CREATED column with `CREATED(col)` (in `MATCH_CONDITION`, or in `ON`
 //!   for DuckDB's spelling), the row with the greatest CREATED value wins (NULL ranks lowest),
 //!   in either direction — CREATED is the time a value was written or corrected, and the latest
-//!   correction is the truth. Rows still tied are ordered by all their column values (arrow's
-//!   row format: NULLs first, strings by bytes, floats by total order) and the greatest wins, so
-//!   the answer never depends on how the input was split into partitions or batches.
+//!   correction is the truth. Rows still tied are ordered by their values in the right columns
+//!   the query reads (in the right input's column order; arrow's row format: NULLs first,
+//!   strings by bytes, floats by total order) and the greatest wins, so the answer never
+//!   depends on how the input was split into partitions or batches. (Columns the query does
+//!   not read are pruned before the join and take no part; a query that reads more right
+//!   columns may therefore pick another of several rows that tie on key, time and CREATED.)
 //! - Left rows are never merged: duplicates are all kept, each with its match.
 //!
 //! # From SQL to the operator
