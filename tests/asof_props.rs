@@ -362,7 +362,7 @@ fn run(case: &Case) -> Vec<(i64, Option<i64>)> {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        cases: 128,
         failure_persistence: None,
         ..ProptestConfig::default()
     }
