@@ -153,7 +153,10 @@ fn bench_asof(c: &mut Criterion) {
         .expect("spine");
 
     let queries = [
-        ("plain", "MATCH_CONDITION (s.ts >= f.event_ts) ON s.customer_id = f.customer_id"),
+        (
+            "plain",
+            "MATCH_CONDITION (s.ts >= f.event_ts) ON s.customer_id = f.customer_id",
+        ),
         (
             "created_tie_break",
             "MATCH_CONDITION (s.ts >= f.event_ts AND CREATED(f.created_ts)) ON s.customer_id = f.customer_id",

@@ -253,32 +253,29 @@ impl AsOfJoin {
         )
     }
 
-    fn comparable(
-        &self,
-    ) -> (
-        &Arc<LogicalPlan>,
-        &Arc<LogicalPlan>,
-        &Vec<(Expr, Expr)>,
-        &Expr,
-        &Expr,
-        AsOfOp,
-        &Option<Expr>,
-        &Option<LookBack>,
-        AsOfKind,
-    ) {
+    fn comparable(&self) -> Comparable<'_> {
         (
             &self.left,
             &self.right,
             &self.on,
-            &self.left_time,
-            &self.right_time,
-            self.op,
+            (&self.left_time, &self.right_time, self.op),
             &self.created,
             &self.lookback,
             self.kind,
         )
     }
 }
+
+/// The fields that order two nodes (all but the derived schema).
+type Comparable<'a> = (
+    &'a Arc<LogicalPlan>,
+    &'a Arc<LogicalPlan>,
+    &'a Vec<(Expr, Expr)>,
+    (&'a Expr, &'a Expr, AsOfOp),
+    &'a Option<Expr>,
+    &'a Option<LookBack>,
+    AsOfKind,
+);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Side {

@@ -126,18 +126,21 @@ fn invalid(msg: impl Into<String>) -> DataFusionError {
     FStoreError::invalid(msg).into()
 }
 
+/// A look-back bound as written: `later - earlier <= bound` (or `<`).
+struct LookBackTerm {
+    later: Expr,
+    earlier: Expr,
+    inclusive: bool,
+    bound: Expr,
+    text: String,
+}
+
 /// What one condition of an AS-OF join is.
 enum Term {
     /// `a op b` with op one of `>=`, `>`, `<=`, `<`.
-    Time(Expr, BinaryOperator, Expr),
+    Time(Box<(Expr, BinaryOperator, Expr)>),
     /// `x - y <= bound` or `x - y < bound`.
-    LookBack {
-        later: Expr,
-        earlier: Expr,
-        inclusive: bool,
-        bound: Expr,
-        text: String,
-    },
+    LookBack(Box<LookBackTerm>),
     /// `CREATED(col)`.
     Created(Expr),
     /// Anything else (key equalities; the analyzer rule checks them).
@@ -187,13 +190,13 @@ fn classify(e: Expr) -> Term {
             else {
                 unreachable!("matched above")
             };
-            Term::LookBack {
+            Term::LookBack(Box::new(LookBackTerm {
                 later: strip(later).clone(),
                 earlier: strip(earlier).clone(),
                 inclusive: *op == BinaryOperator::LtEq,
                 bound: (**right).clone(),
                 text,
-            }
+            }))
         }
         Expr::BinaryOp { left, op, right }
             if matches!(
@@ -204,7 +207,11 @@ fn classify(e: Expr) -> Term {
                     | BinaryOperator::Lt
             ) =>
         {
-            Term::Time(strip(left).clone(), op.clone(), strip(right).clone())
+            Term::Time(Box::new((
+                strip(left).clone(),
+                op.clone(),
+                strip(right).clone(),
+            )))
         }
         Expr::Function(f)
             if f.name.to_string().eq_ignore_ascii_case("created") && f.over.is_none() =>
@@ -261,9 +268,9 @@ fn rewrite_join(join: &mut Join) -> Result<()> {
         conjuncts(match_condition, &mut terms);
         for t in terms {
             match classify(t) {
-                Term::Time(a, op, b) => times.push((a, op, b)),
+                Term::Time(t) => times.push(*t),
                 Term::Created(c) => created.push(c),
-                lb @ Term::LookBack { .. } => lookbacks.push(lb),
+                Term::LookBack(lb) => lookbacks.push(*lb),
                 Term::Other(e) => {
                     return Err(invalid(format!(
                         "ASOF JOIN MATCH_CONDITION takes one comparison (>=, >, <= or <) between a time of each table, optionally AND CREATED(column); found: {e}"
@@ -274,16 +281,15 @@ fn rewrite_join(join: &mut Join) -> Result<()> {
     }
     for t in on {
         match classify(t) {
-            Term::Time(a, op, b) if matches!(spelling, Spelling::DuckDb { .. }) => {
-                times.push((a, op, b))
-            }
-            Term::Time(a, op, b) => {
+            Term::Time(t) if matches!(spelling, Spelling::DuckDb { .. }) => times.push(*t),
+            Term::Time(t) => {
+                let (a, op, b) = *t;
                 return Err(invalid(format!(
                     "ASOF JOIN ON takes equality conditions only (and a look-back bound); the time condition belongs in MATCH_CONDITION: found {a} {op} {b}"
                 )));
             }
             Term::Created(c) => created.push(c),
-            lb @ Term::LookBack { .. } => lookbacks.push(lb),
+            Term::LookBack(lb) => lookbacks.push(*lb),
             Term::Other(e) => rest.push(e),
         }
     }
@@ -327,7 +333,7 @@ fn rewrite_join(join: &mut Join) -> Result<()> {
         None if !lookbacks.is_empty() => marker.push_str(", NULL"),
         None => {}
     }
-    if let Some(Term::LookBack {
+    if let Some(LookBackTerm {
         later: x,
         earlier: y,
         inclusive,
