@@ -41,7 +41,8 @@ use datafusion::physical_plan::{
 };
 use futures::{StreamExt, TryStreamExt};
 
-use super::index::{IndexBuilder, KeyEncoder, RightIndex};
+use super::index::{IndexBuilder, RightIndex};
+use super::keys::KeyGroups;
 use super::time::{TimePlan, created_values};
 use super::{AsOfKind, AsOfOp, LookBack};
 
@@ -375,7 +376,7 @@ impl Build {
             .iter()
             .map(|k| k.data_type(&self.schema))
             .collect::<Result<Vec<_>>>()?;
-        let mut builder = IndexBuilder::new(KeyEncoder::new(&key_types)?, self.created.is_some());
+        let mut builder = IndexBuilder::new(KeyGroups::new(&key_types)?, self.created.is_some());
         let mut held = 0usize;
         while let Some(batch) = self.right.next().await {
             let batch = batch?;

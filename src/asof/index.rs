@@ -1,8 +1,8 @@
 //! The right side of one partition of an AS-OF join, indexed for lookups by key and time.
 //!
 //! Build: every right batch is kept as it arrived (the output takes its columns from there);
-//! each row with non-NULL keys and time gets its key's group number (arrow-row key bytes in a
-//! hash map) and an entry `(time, row number)`. [`IndexBuilder::finish`] then groups the
+//! each row with non-NULL keys and time gets its key's group number ([`KeyGroups`]) and an
+//! entry `(time, row number)`. [`IndexBuilder::finish`] then groups the
 //! entries by key with a counting sort, sorts each group by time, and collapses rows with equal
 //! time into the one that can match (greatest CREATED, then greatest row value; see the
 //! module documentation of `asof`).
@@ -15,14 +15,13 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, new_null_array};
-use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::interleave;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::HashMap;
 use datafusion::error::Result;
 
 use super::AsOfOp;
+use super::keys::KeyGroups;
 use crate::error::FStoreError;
 
 /// One right row that can match: its time in the common unit and its row number in the
@@ -33,59 +32,26 @@ struct Entry {
     row: u32,
 }
 
-/// The rows of `keys` where every key is non-NULL (None: all are).
-fn keys_valid(keys: &[ArrayRef]) -> Option<NullBuffer> {
-    keys.iter().fold(None, |acc, k| {
-        NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
-    })
-}
-
-/// Turns key columns into hashable bytes (arrow row format), or nothing when there are no keys.
-#[derive(Debug)]
-pub struct KeyEncoder {
-    converter: Option<RowConverter>,
-}
-
-impl KeyEncoder {
-    pub fn new(key_types: &[datafusion::arrow::datatypes::DataType]) -> Result<Self> {
-        let converter = if key_types.is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_types
-                    .iter()
-                    .map(|t| SortField::new(t.clone()))
-                    .collect(),
-            )?)
-        };
-        Ok(Self { converter })
-    }
-}
-
 /// Collects one partition's right side.
 pub struct IndexBuilder {
-    keys: KeyEncoder,
-    groups: HashMap<Box<[u8]>, u32>,
+    groups: KeyGroups,
     group_of: Vec<u32>,
     entries: Vec<Entry>,
     /// CREATED per row number (NULL as `i64::MIN`), when the join has one.
     created: Option<Vec<i64>>,
     batches: Vec<RecordBatch>,
     rows: usize,
-    key_bytes: usize,
 }
 
 impl IndexBuilder {
-    pub fn new(keys: KeyEncoder, with_created: bool) -> Self {
+    pub fn new(groups: KeyGroups, with_created: bool) -> Self {
         Self {
-            keys,
-            groups: HashMap::default(),
+            groups,
             group_of: Vec::new(),
             entries: Vec::new(),
             created: with_created.then(Vec::new),
             batches: Vec::new(),
             rows: 0,
-            key_bytes: 0,
         }
     }
 
@@ -94,8 +60,7 @@ impl IndexBuilder {
         self.group_of.capacity() * 4
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.created.as_ref().map_or(0, |c| c.capacity() * 8)
-            + self.groups.capacity() * 40
-            + self.key_bytes
+            + self.groups.memory_bytes()
     }
 
     /// Adds one right batch with its evaluated keys, normalized time and CREATED.
@@ -115,40 +80,14 @@ impl IndexBuilder {
             .into());
         }
         let base = self.rows as u32;
-        let valid = keys_valid(keys);
-        let usable = |i: usize| time.is_valid(i) && valid.as_ref().is_none_or(|v| v.is_valid(i));
-        match &self.keys.converter {
-            None => {
-                for i in (0..n).filter(|&i| usable(i)) {
-                    self.group_of.push(0);
-                    self.entries.push(Entry {
-                        time: time.value(i),
-                        row: base + i as u32,
-                    });
-                }
-                if self.groups.is_empty() && !self.entries.is_empty() {
-                    self.groups.insert(Box::from(&[][..]), 0);
-                }
-            }
-            Some(converter) => {
-                let rows = converter.convert_columns(keys)?;
-                for i in (0..n).filter(|&i| usable(i)) {
-                    let key = rows.row(i);
-                    let next = self.groups.len() as u32;
-                    let g = match self.groups.get(key.as_ref()) {
-                        Some(g) => *g,
-                        None => {
-                            self.key_bytes += key.as_ref().len();
-                            self.groups.insert(Box::from(key.as_ref()), next);
-                            next
-                        }
-                    };
-                    self.group_of.push(g);
-                    self.entries.push(Entry {
-                        time: time.value(i),
-                        row: base + i as u32,
-                    });
-                }
+        let groups = self.groups.assign(keys, n)?;
+        for (i, g) in groups.into_iter().enumerate() {
+            if let Some(g) = g.filter(|_| time.is_valid(i)) {
+                self.group_of.push(g);
+                self.entries.push(Entry {
+                    time: time.value(i),
+                    row: base + i as u32,
+                });
             }
         }
         if let (Some(all), Some(c)) = (&mut self.created, created) {
@@ -162,14 +101,12 @@ impl IndexBuilder {
     /// Groups, sorts and resolves ties; `schema` is the right side's.
     pub fn finish(self, schema: &SchemaRef) -> Result<RightIndex> {
         let IndexBuilder {
-            keys,
             groups,
             group_of,
             entries,
             created,
             batches,
             rows: _,
-            key_bytes,
         } = self;
         let n_groups = groups.len();
         // Counting sort by group.
@@ -247,14 +184,12 @@ impl IndexBuilder {
         }
         batch_starts.push(total);
         let mut index = RightIndex {
-            keys,
             groups,
             group_starts,
             entries: sorted,
             batch_starts,
             sources: Vec::new(),
             batches,
-            key_bytes,
         };
         ties.resolve(&mut index, schema)?;
         index.sources = (0..schema.fields().len())
@@ -334,8 +269,7 @@ impl Ties {
 
 /// One partition's right side, ready for lookups.
 pub struct RightIndex {
-    keys: KeyEncoder,
-    groups: HashMap<Box<[u8]>, u32>,
+    groups: KeyGroups,
     /// Entries of group g: `entries[group_starts[g]..group_starts[g + 1]]`, by time, one per time.
     group_starts: Vec<u32>,
     entries: Vec<Entry>,
@@ -344,7 +278,6 @@ pub struct RightIndex {
     /// Per right column: its array in every batch, then a one-row NULL array.
     sources: Vec<Vec<ArrayRef>>,
     batches: Vec<RecordBatch>,
-    key_bytes: usize,
 }
 
 impl std::fmt::Debug for RightIndex {
@@ -363,8 +296,7 @@ impl RightIndex {
         self.group_starts.capacity() * 4
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.batch_starts.capacity() * 4
-            + self.groups.capacity() * 40
-            + self.key_bytes
+            + self.groups.memory_bytes()
     }
 
     /// (batch, row in batch) of a row number.
@@ -382,22 +314,10 @@ impl RightIndex {
         max_difference: Option<i64>,
     ) -> Result<Vec<Option<u32>>> {
         let n = time.len();
-        let valid = keys_valid(keys);
-        let rows = match &self.keys.converter {
-            Some(c) => Some(c.convert_columns(keys)?),
-            None => None,
-        };
+        let groups = self.groups.find(keys, n)?;
         let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            if time.is_null(i) || valid.as_ref().is_some_and(|v| v.is_null(i)) {
-                out.push(None);
-                continue;
-            }
-            let group = match &rows {
-                Some(rows) => self.groups.get(rows.row(i).as_ref()).copied(),
-                None => (!self.groups.is_empty()).then_some(0),
-            };
-            let Some(g) = group else {
+        for (i, group) in groups.into_iter().enumerate() {
+            let Some(g) = group.filter(|_| time.is_valid(i)) else {
                 out.push(None);
                 continue;
             };

@@ -67,6 +67,7 @@
 pub mod codec;
 pub mod exec;
 pub mod index;
+pub mod keys;
 pub mod logical;
 pub mod marker;
 pub mod planner;
