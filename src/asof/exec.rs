@@ -312,6 +312,7 @@ impl ExecutionPlan for AsOfJoinExec {
             schema: self.right.schema(),
             partition,
         };
+        let output_metrics = BaselineMetrics::new(&self.metrics, partition);
         let probe = Arc::new(Probe {
             keys: self.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
             time: Arc::clone(&self.left_time),
@@ -321,7 +322,7 @@ impl ExecutionPlan for AsOfJoinExec {
             kind: self.kind,
             schema: Arc::clone(&self.schema),
             batch_size: context.session_config().batch_size(),
-            metrics: BaselineMetrics::new(&self.metrics, partition),
+            metrics: output_metrics.clone(),
         });
         let left = self.left.execute(partition, context)?;
         let stream = futures::stream::once(async move {
@@ -342,8 +343,7 @@ impl ExecutionPlan for AsOfJoinExec {
             Ok::<_, DataFusionError>(joined)
         })
         .try_flatten();
-        let metrics_probe = BaselineMetrics::new(&self.metrics, partition);
-        let stream = stream.inspect_ok(move |b| metrics_probe.record_output(b.num_rows()));
+        let stream = stream.inspect_ok(move |b| output_metrics.record_output(b.num_rows()));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             stream,
