@@ -65,6 +65,7 @@
 //! 4. [`codec`] serialises the node and the operator (datafusion-proto extension codecs).
 
 pub mod codec;
+pub mod duckdb_spelling;
 pub mod exec;
 pub mod index;
 pub mod keys;
