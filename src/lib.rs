@@ -5,6 +5,7 @@
 //! `sql` (statement front) → `registry` (durable definitions) → `engine` (the one
 //! `SessionContext`) → `providers` (tables FStore adds).
 
+pub mod asof;
 pub mod cli;
 pub mod config;
 pub mod engine;

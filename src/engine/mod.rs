@@ -154,11 +154,13 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(partitions.max(1));
-        let state = SessionStateBuilder::new()
-            .with_config(session_config)
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .build();
+        let state = crate::asof::register(
+            SessionStateBuilder::new()
+                .with_config(session_config)
+                .with_runtime_env(runtime)
+                .with_default_features(),
+        )?
+        .build();
         let ctx = SessionContext::new_with_state(state);
 
         let refresh_interval = if warehouse.local_dir().is_some() {

@@ -22,7 +22,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use object_store::ObjectStoreExt;
 use tracing::warn;
 
-use super::{FStoreParser, FStoreStatement, ParsedStatement};
+use super::{FStoreStatement, ParsedStatement};
 use crate::engine::Engine;
 use crate::engine::catalog::{resolved_locations, user_relation_name, view_from_plan};
 use crate::error::{ErrorKind, FStoreError};
@@ -54,7 +54,8 @@ pub struct StatementResult {
 impl Engine {
     /// Parses a SQL text into statements (nothing runs).
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
-        FStoreParser::parse_sql(sql)
+        // FStore's parser, with every ASOF JOIN rewritten into SQL DataFusion can plan.
+        crate::asof::sql::parse_sql(sql)
     }
 
     /// Parses and runs every statement of `sql` in order. Commands take effect as they run;
