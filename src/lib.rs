@@ -16,6 +16,7 @@ pub mod providers;
 pub mod registry;
 pub mod sample;
 pub mod sql;
+pub mod window;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -74,7 +74,11 @@ impl EngineExtension for SampleDataExtension {
 
 /// The extensions every engine gets.
 pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
-    vec![Box::new(UdfExtension), Box::new(SampleDataExtension)]
+    vec![
+        Box::new(UdfExtension),
+        Box::new(SampleDataExtension),
+        Box::new(crate::window::WindowExtension),
+    ]
 }
 
 /// A running FStore engine on one warehouse.

@@ -1,0 +1,489 @@
+//! `FeatureWindowExec`: the window features of every event at its own timestamp.
+//!
+//! Per output partition: buffer the partition's events ([`EventTable`]), number entities,
+//! order rows by entity, then for each entity gather its events in time order and sweep them
+//! once ([`Sweep`]), a tie group (events at the same time) at a time, since all of them are in
+//! each other's windows. Output is produced lazily, `batch_size` rows at a time, entity by
+//! entity (time order within an entity); rows with a NULL key or NULL time come last, with
+//! NULL features.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::compute::interleave;
+use datafusion::arrow::row::RowConverter;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::Result;
+use datafusion::execution::TaskContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::physical_expr::{Distribution, EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::EmissionType;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties,
+    InputDistributionRequirements, PlanProperties, ReplaceChildrenOptions,
+    SendableRecordBatchStream, apply_expression_roots,
+};
+use futures::{StreamExt, TryStreamExt};
+
+use super::partition::{EventBatch, EventTable, GroupOrder, KeyGroups, reserve, unpack};
+use super::plan::{Side, check_bounded, output_partitioning, with_sequence};
+use super::spec::{Layout, TimeScale, WindowSpec, extend_schema, resolve};
+use super::state::{Sweep, output_kind};
+use super::values::{GroupEvents, OutputColumn, row_converter};
+
+const NAME: &str = "FeatureWindowExec";
+
+/// Per-event window features: output = every input column + one column per spec.
+#[derive(Debug, Clone)]
+pub struct FeatureWindowExec {
+    input: Arc<dyn ExecutionPlan>,
+    keys: Vec<String>,
+    time: String,
+    specs: Vec<WindowSpec>,
+    side: Side,
+    layout: Arc<Layout>,
+    key_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    cache: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl FeatureWindowExec {
+    /// Window features `specs` of `input`'s events per entity `keys` over event time `time`.
+    pub fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        keys: Vec<String>,
+        time: String,
+        specs: Vec<WindowSpec>,
+    ) -> Result<Self> {
+        let needs_seq = specs.iter().any(|s| s.agg == super::spec::WindowAgg::Last);
+        let input = with_sequence(input, needs_seq)?;
+        Self::build(input, keys, time, specs)
+    }
+
+    fn build(
+        input: Arc<dyn ExecutionPlan>,
+        keys: Vec<String>,
+        time: String,
+        specs: Vec<WindowSpec>,
+    ) -> Result<Self> {
+        check_bounded(NAME, &input)?;
+        let schema = input.schema();
+        let FeaturePlan {
+            side,
+            layout,
+            schema: out_schema,
+        } = plan_features(NAME, &schema, &keys, &time, &specs)?;
+        let cache = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&out_schema)),
+            output_partitioning(input.output_partitioning(), side.visible),
+            EmissionType::Final,
+            input.boundedness(),
+        );
+        let key_exprs = side.key_exprs(&schema);
+        Ok(Self {
+            input,
+            keys,
+            time,
+            specs,
+            side,
+            layout: Arc::new(layout),
+            key_exprs,
+            cache: Arc::new(cache),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    pub fn input(&self) -> &Arc<dyn ExecutionPlan> {
+        &self.input
+    }
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+    pub fn time(&self) -> &str {
+        &self.time
+    }
+    pub fn specs(&self) -> &[WindowSpec] {
+        &self.specs
+    }
+}
+
+impl DisplayAs for FeatureWindowExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let specs: Vec<String> = self.specs.iter().map(|s| s.to_string()).collect();
+        write!(
+            f,
+            "{NAME}: keys=[{}], time={}, features=[{}]",
+            self.keys.join(", "),
+            self.time,
+            specs.join(", ")
+        )
+    }
+}
+
+impl ExecutionPlan for FeatureWindowExec {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.cache
+    }
+
+    #[allow(deprecated)]
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        self.input_distribution_requirements().into_per_child()
+    }
+
+    fn input_distribution_requirements(&self) -> InputDistributionRequirements {
+        InputDistributionRequirements::new(vec![Distribution::KeyPartitioned(
+            self.key_exprs.clone(),
+        )])
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        apply_expression_roots(self.key_exprs.iter(), f)
+    }
+
+    fn replace_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+        _options: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.len() != 1 {
+            return datafusion::common::internal_err!(
+                "{}: expected 1 child plan(s), got {}",
+                NAME,
+                children.len()
+            );
+        }
+        Ok(Arc::new(Self::build(
+            children.swap_remove(0),
+            self.keys.clone(),
+            self.time.clone(),
+            self.specs.clone(),
+        )?))
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.replace_children(
+            children,
+            ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute),
+        )
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, Arc::clone(&context))?;
+        let reservation =
+            MemoryConsumer::new(format!("{NAME}[{partition}]")).register(context.memory_pool());
+        let job = Job {
+            schema: self.schema(),
+            side: self.side.clone(),
+            key_fields: self.side.key_fields(&self.input.schema()),
+            layout: Arc::clone(&self.layout),
+            batch_size: context.session_config().batch_size().max(1),
+            metrics: BaselineMetrics::new(&self.metrics, partition),
+            reservation,
+        };
+        let stream = futures::stream::once(job.ingest(input))
+            .map_ok(|emitter| futures::stream::iter(emitter))
+            .try_flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema(),
+            stream,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// What the operator resolves from its input schema; the table function checks its
+/// arguments with the same code.
+pub(crate) struct FeaturePlan {
+    pub side: Side,
+    pub layout: Layout,
+    pub schema: SchemaRef,
+}
+
+pub(crate) fn plan_features(
+    what: &str,
+    schema: &arrow_schema::Schema,
+    keys: &[String],
+    time: &str,
+    specs: &[WindowSpec],
+) -> Result<FeaturePlan> {
+    let side = Side::resolve(what, schema, keys, time)?;
+    let scale = TimeScale::of(&[side.time_kind]);
+    let reserved: Vec<&str> = schema
+        .fields()
+        .iter()
+        .take(side.visible)
+        .map(|f| f.name().as_str())
+        .collect();
+    let layout = resolve(what, schema, specs, &scale, &reserved)?;
+    let schema = extend_schema(schema, side.visible, layout.fields());
+    Ok(FeaturePlan {
+        side,
+        layout,
+        schema,
+    })
+}
+
+struct Job {
+    schema: SchemaRef,
+    side: Side,
+    key_fields: Vec<arrow_schema::Field>,
+    layout: Arc<Layout>,
+    batch_size: usize,
+    metrics: BaselineMetrics,
+    reservation: MemoryReservation,
+}
+
+pub(crate) fn converters(layout: &Layout) -> Result<Vec<Option<Arc<RowConverter>>>> {
+    layout
+        .columns
+        .iter()
+        .map(|c| {
+            (c.kind == super::spec::ValueKind::Rows)
+                .then(|| row_converter(&c.data_type))
+                .transpose()
+        })
+        .collect()
+}
+
+impl Job {
+    /// Buffers the partition, then returns the emitter of its output.
+    async fn ingest(self, mut input: SendableRecordBatchStream) -> Result<Emitter> {
+        let converters = converters(&self.layout)?;
+        let mut groups = KeyGroups::new(self.key_fields.clone())?;
+        let mut table = EventTable::default();
+        let mut originals: Vec<RecordBatch> = Vec::new();
+        let mut gids = Vec::new();
+        let mut groups_size = 0;
+        while let Some(batch) = input.next().await {
+            let batch = batch?;
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let _timer = self.metrics.elapsed_compute().timer();
+            reserve(
+                &self.reservation,
+                batch.get_array_memory_size(),
+                NAME,
+                table.rows,
+            )?;
+            let keys: Vec<ArrayRef> = self
+                .side
+                .keys
+                .iter()
+                .map(|&i| Arc::clone(batch.column(i)))
+                .collect();
+            groups.intern(&keys, &mut gids)?;
+            let ev = EventBatch::try_new(
+                &batch,
+                &self.layout,
+                &converters,
+                self.side.time,
+                1,
+                self.side.seq,
+                std::mem::take(&mut gids),
+            )?;
+            let new_size = groups.size();
+            reserve(
+                &self.reservation,
+                ev.extra_size() + new_size.saturating_sub(groups_size),
+                NAME,
+                table.rows,
+            )?;
+            groups_size = groups_size.max(new_size);
+            table.push(ev);
+            originals.push(batch);
+        }
+        let timer = self.metrics.elapsed_compute().clone();
+        let _timer = timer.timer();
+        let n_groups = groups.len();
+        drop(groups);
+        reserve(&self.reservation, table.rows * 8, NAME, table.rows)?;
+        let order = table.group_order(n_groups);
+        let scratch = self.reservation.new_empty();
+        let kinds = self.layout.columns.iter().map(|c| c.kind);
+        let out = new_outputs(&self.layout, &converters)?;
+        Ok(Emitter {
+            ev: GroupEvents::new(kinds),
+            sweep: Sweep::new(&self.layout),
+            refs: Vec::new(),
+            keyed: Vec::new(),
+            next_group: 0,
+            pos: 0,
+            orphan: 0,
+            take: Vec::new(),
+            out,
+            converters,
+            table,
+            originals,
+            order,
+            scratch,
+            job: self,
+            failed: false,
+        })
+    }
+}
+
+pub(crate) fn new_outputs(
+    layout: &Layout,
+    converters: &[Option<Arc<RowConverter>>],
+) -> Result<Vec<OutputColumn>> {
+    layout
+        .specs
+        .iter()
+        .map(|s| {
+            let col = s.column.map(|c| &layout.columns[c]);
+            let kind = output_kind(s.agg, col.map(|c| c.kind), col.map(|c| &c.data_type));
+            OutputColumn::new(
+                kind,
+                s.column.and_then(|c| converters[c].as_ref()),
+                col.map(|c| &c.data_type),
+            )
+        })
+        .collect()
+}
+
+/// Produces the output of one partition, `batch_size` rows at a time.
+struct Emitter {
+    job: Job,
+    table: EventTable,
+    originals: Vec<RecordBatch>,
+    order: GroupOrder,
+    converters: Vec<Option<Arc<RowConverter>>>,
+    ev: GroupEvents,
+    sweep: Sweep,
+    refs: Vec<u64>,
+    keyed: Vec<(i64, u64, u64)>,
+    /// The next entity to load; `pos` is the next event of the loaded one.
+    next_group: usize,
+    pos: usize,
+    orphan: usize,
+    take: Vec<(usize, usize)>,
+    out: Vec<OutputColumn>,
+    scratch: MemoryReservation,
+    failed: bool,
+}
+
+impl Emitter {
+    fn step(&mut self) -> Result<Option<RecordBatch>> {
+        let size = self.job.batch_size;
+        loop {
+            if self.take.len() >= size {
+                return self.flush().map(Some);
+            }
+            let room = size - self.take.len();
+            if self.pos < self.ev.len() {
+                // The next tie group: every event at this time is in the window.
+                let t = self.ev.times[self.pos];
+                let mut end = self.pos;
+                while end < self.ev.len() && self.ev.times[end] == t {
+                    end += 1;
+                }
+                let end = end.min(self.pos + room);
+                self.sweep.advance_to(t, &self.ev);
+                let k = end - self.pos;
+                for (i, out) in self.out.iter_mut().enumerate() {
+                    self.sweep.read(i, &self.ev, out, k)?;
+                }
+                self.take
+                    .extend(self.refs[self.pos..end].iter().map(|&x| unpack(x)));
+                self.pos = end;
+                continue;
+            }
+            if self.next_group < self.order.groups() {
+                let rows = self.order.group(self.next_group);
+                self.next_group += 1;
+                self.table
+                    .gather(rows, &mut self.ev, &mut self.refs, &mut self.keyed);
+                self.sweep.reset();
+                self.pos = 0;
+                let held = self.ev.size() + self.refs.capacity() * 8 + self.keyed.capacity() * 24;
+                self.scratch.try_resize(held + self.sweep.size())?;
+                continue;
+            }
+            if self.orphan < self.order.orphans.len() {
+                let k = room.min(self.order.orphans.len() - self.orphan);
+                for out in &mut self.out {
+                    out.push_null(k);
+                }
+                let rows = &self.order.orphans[self.orphan..self.orphan + k];
+                self.take.extend(rows.iter().map(|&x| unpack(x)));
+                self.orphan += k;
+                continue;
+            }
+            if self.take.is_empty() {
+                return Ok(None);
+            }
+            return self.flush().map(Some);
+        }
+    }
+
+    fn flush(&mut self) -> Result<RecordBatch> {
+        let visible = self.job.side.visible;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible + self.out.len());
+        let mut sources: Vec<&dyn Array> = Vec::with_capacity(self.originals.len());
+        for c in 0..visible {
+            sources.clear();
+            sources.extend(self.originals.iter().map(|b| b.column(c).as_ref()));
+            columns.push(interleave(&sources, &self.take)?);
+        }
+        let fresh = new_outputs(&self.job.layout, &self.converters)?;
+        for (out, spec) in std::mem::replace(&mut self.out, fresh)
+            .into_iter()
+            .zip(&self.job.layout.specs)
+        {
+            columns.push(out.finish(spec.field.data_type())?);
+        }
+        self.take.clear();
+        let batch = RecordBatch::try_new(Arc::clone(&self.job.schema), columns)?;
+        self.job.metrics.record_output(batch.num_rows());
+        Ok(batch)
+    }
+}
+
+impl Iterator for Emitter {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let timer = self.job.metrics.elapsed_compute().clone();
+        let _t = timer.timer();
+        match self.step() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => {
+                self.job.metrics.done();
+                None
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
