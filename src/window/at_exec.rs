@@ -7,20 +7,24 @@
 //!    the entity's latest spine time (an old spine over a long history buffers little);
 //! 3. per entity: gather its events in time order, visit its spine rows in time order,
 //!    sweeping the window forward to each ([`Sweep`]);
-//! 4. emit the spine batches in the order they arrived, features attached.
+//! 4. emit the spine rows in spine order, features attached.
 //!
-//! Order guarantee: within each output partition, spine rows keep their relative order from
-//! each input partition of the spine (the order a hash repartition preserves); with an
-//! already key-partitioned spine, exactly the spine's order. NULL keys or NULL times get NULL
-//! features (counts included); entities without events get 0 counts and NULL values.
+//! Order guarantee: each output partition holds the spine rows of its keys in the spine's
+//! own order. The spine is numbered by a [`super::RowSequenceExec`] below the repartition
+//! (partition-major, so file order for file scans and insertion order for memory tables),
+//! and rows are emitted by that number: zero-copy when they arrived in order (a spine read
+//! as one partition), by an interleave otherwise. NULL keys or NULL times get NULL features
+//! (counts included); entities without events get 0 counts and NULL values.
 
 use std::fmt;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use datafusion::arrow::buffer::ScalarBuffer;
-use datafusion::arrow::compute::{can_cast_types, take};
+use datafusion::arrow::compute::{can_cast_types, interleave, take};
+use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::common::plan_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
@@ -39,7 +43,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::feature_exec::{converters, new_outputs};
 use super::partition::{
-    EventBatch, EventTable, KeyGroups, NO_GROUP, counting_sort, reserve, unpack,
+    EventBatch, EventTable, KeyGroups, NO_GROUP, counting_sort, pack, reserve, unpack,
 };
 use super::plan::{Side, check_bounded, output_partitioning, with_sequence};
 use super::spec::{Layout, TimeScale, WindowAgg, WindowSpec, extend_schema, resolve};
@@ -82,6 +86,8 @@ impl WindowAtExec {
     ) -> Result<Self> {
         let needs_seq = specs.iter().any(|s| s.agg == WindowAgg::Last);
         let events = with_sequence(events, needs_seq)?;
+        // The spine is numbered too: output follows the spine's own order.
+        let spine = with_sequence(spine, true)?;
         Self::build(
             events, event_keys, event_time, spine, spine_keys, spine_time, specs,
         )
@@ -355,6 +361,7 @@ struct SpineBatch {
     batch: RecordBatch,
     times: ScalarBuffer<i64>,
     gids: Vec<u32>,
+    seq: Option<ScalarBuffer<u64>>,
 }
 
 impl AtJob {
@@ -398,7 +405,19 @@ impl AtJob {
             }
             reserve(&self.reservation, gids.len() * 12, NAME, spine_rows)?;
             spine_rows += batch.num_rows();
-            spine_batches.push(SpineBatch { batch, times, gids });
+            let seq = self.sp_side.seq.map(|i| {
+                batch
+                    .column(i)
+                    .as_primitive::<UInt64Type>()
+                    .values()
+                    .clone()
+            });
+            spine_batches.push(SpineBatch {
+                batch,
+                times,
+                gids,
+                seq,
+            });
         }
         let n_groups = groups.len();
         let mut latest = vec![i64::MIN; n_groups];
@@ -555,6 +574,7 @@ impl AtJob {
             .zip(&self.layout.specs)
             .map(|(o, s)| o.finish(s.field.data_type()))
             .collect::<Result<Vec<_>>>()?;
+        let order = spine_order(&spine_batches);
         let spine_batches = spine_batches
             .into_iter()
             .map(|s| s.batch)
@@ -562,6 +582,8 @@ impl AtJob {
         Ok(AtEmitter {
             job: self,
             spine: spine_batches,
+            order,
+            done: 0,
             offsets,
             visit,
             results,
@@ -572,9 +594,41 @@ impl AtJob {
 }
 
 /// Emits the spine batches in arrival order with their features.
+/// The spine rows (packed (batch, row)) in the spine's own order, or `None` when they
+/// arrived in that order (the common case: then batches are emitted as they are).
+fn spine_order(batches: &[SpineBatch]) -> Option<Vec<u64>> {
+    let seq_of = |b: &SpineBatch, r: usize| b.seq.as_ref().map_or(0, |s| s[r]);
+    let mut prev = None;
+    let mut sorted = true;
+    'outer: for b in batches {
+        for r in 0..b.batch.num_rows() {
+            let s = seq_of(b, r);
+            if prev.is_some_and(|p| p > s) {
+                sorted = false;
+                break 'outer;
+            }
+            prev = Some(s);
+        }
+    }
+    if sorted {
+        return None;
+    }
+    let mut keyed: Vec<(u64, u64)> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(bi, b)| (0..b.batch.num_rows()).map(move |r| (seq_of(b, r), pack(bi, r))))
+        .collect();
+    keyed.sort_unstable();
+    Some(keyed.into_iter().map(|(_, x)| x).collect())
+}
+
+/// Emits the spine rows in spine order with their features.
 struct AtEmitter {
     job: AtJob,
     spine: Vec<RecordBatch>,
+    order: Option<Vec<u64>>,
+    /// Rows emitted so far (with `order`).
+    done: usize,
     offsets: Vec<usize>,
     visit: Vec<u32>,
     results: Vec<ArrayRef>,
@@ -584,6 +638,31 @@ struct AtEmitter {
 
 impl AtEmitter {
     fn step(&mut self) -> Result<Option<RecordBatch>> {
+        if let Some(order) = &self.order {
+            if self.done == order.len() {
+                return Ok(None);
+            }
+            let end = (self.done + self.job.batch_size).min(order.len());
+            let rows: Vec<(usize, usize)> =
+                order[self.done..end].iter().map(|&x| unpack(x)).collect();
+            self.done = end;
+            let idx = UInt32Array::from_iter_values(
+                rows.iter().map(|&(b, r)| self.visit[self.offsets[b] + r]),
+            );
+            let mut columns = Vec::with_capacity(self.job.schema.fields().len());
+            let mut sources: Vec<&dyn Array> = Vec::with_capacity(self.spine.len());
+            for c in 0..self.job.sp_side.visible {
+                sources.clear();
+                sources.extend(self.spine.iter().map(|b| b.column(c).as_ref()));
+                columns.push(interleave(&sources, &rows)?);
+            }
+            for r in &self.results {
+                columns.push(take(r.as_ref(), &idx, None)?);
+            }
+            let out = RecordBatch::try_new(Arc::clone(&self.job.schema), columns)?;
+            self.job.metrics.record_output(out.num_rows());
+            return Ok(Some(out));
+        }
         let Some(batch) = self.spine.get(self.next) else {
             return Ok(None);
         };

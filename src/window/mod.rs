@@ -51,9 +51,11 @@
 //!   NULL. Rows with a NULL key (any key column) or a NULL time get NULL features, counts
 //!   included; NULL-key events are nobody's events.
 //! - `last`: the latest event in the window with a non-NULL value; among events at the same
-//!   time, the last in input order — input order is made explicit by [`RowSequenceExec`]
-//!   (partition-major, so file order for file scans), which the operators add below the
-//!   repartition when a `last` feature exists.
+//!   time, the last in input order — input order is made explicit by [`RowSequenceExec`],
+//!   which the operators add below the repartition when a `last` feature exists: the
+//!   partition-major order of the plan below it, i.e. file order for file scans (DataFusion
+//!   splits files into ranges in order; note that it may re-split an in-memory table's
+//!   partitions by batch size, `repartition_file_scans`).
 //! - Floats: NaN sorts above every number for min/max; sums and means propagate NaN/±inf
 //!   while such a value is in the window; count_distinct treats -0.0 as 0.0 and all NaNs as
 //!   one value.
@@ -89,4 +91,4 @@ pub use duration::{format_duration, parse_duration};
 pub use feature_exec::FeatureWindowExec;
 pub use sequence::{RowSequenceExec, SEQ_COLUMN};
 pub use spec::{WindowAgg, WindowSpec};
-pub use table_function::WindowExtension;
+pub use table_function::{WindowExtension, register_table_functions};

@@ -45,10 +45,15 @@ impl EngineExtension for WindowExtension {
         "window"
     }
     fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
-        ctx.register_udtf("window_features", Arc::new(WindowFeaturesFn));
-        ctx.register_udtf("window_features_at", Arc::new(WindowFeaturesAtFn));
+        register_table_functions(ctx);
         Ok(())
     }
+}
+
+/// Registers `window_features` and `window_features_at` on any session (tests, benches).
+pub fn register_table_functions(ctx: &SessionContext) {
+    ctx.register_udtf(FEATURES, Arc::new(WindowFeaturesFn));
+    ctx.register_udtf(FEATURES_AT, Arc::new(WindowFeaturesAtFn));
 }
 
 const FEATURES: &str = "window_features";
