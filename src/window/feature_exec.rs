@@ -14,11 +14,13 @@ use arrow_schema::SchemaRef;
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
 use datafusion::arrow::compute::interleave;
 use datafusion::arrow::row::RowConverter;
+use datafusion::common::plan_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
-use datafusion::physical_expr::{Distribution, EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{Distribution, EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::EmissionType;
 use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -37,13 +39,17 @@ use super::values::{GroupEvents, OutputColumn, row_converter};
 
 const NAME: &str = "FeatureWindowExec";
 
-/// Per-event window features: output = every input column + one column per spec.
+/// Per-event window features: output = every input column + one column per spec (or the
+/// columns chosen by [`FeatureWindowExec::with_projection`]).
 #[derive(Debug, Clone)]
 pub struct FeatureWindowExec {
     input: Arc<dyn ExecutionPlan>,
     keys: Vec<String>,
     time: String,
     specs: Vec<WindowSpec>,
+    projection: Option<Vec<usize>>,
+    sources: Vec<Source>,
+    retained: Vec<usize>,
     side: Side,
     layout: Arc<Layout>,
     key_exprs: Vec<Arc<dyn PhysicalExpr>>,
@@ -61,7 +67,19 @@ impl FeatureWindowExec {
     ) -> Result<Self> {
         let needs_seq = specs.iter().any(|s| s.agg == super::spec::WindowAgg::Last);
         let input = with_sequence(input, needs_seq)?;
-        Self::build(input, keys, time, specs)
+        Self::build(input, keys, time, specs, None)
+    }
+
+    /// Outputs only the columns `projection` (indices into the full output: input columns,
+    /// then features) in that order. Input columns left out are not kept while the
+    /// partition is buffered, which is what makes `SELECT feature, …` cheap.
+    pub fn with_projection(self, projection: Option<Vec<usize>>) -> Result<Self> {
+        Self::build(self.input, self.keys, self.time, self.specs, projection)
+    }
+
+    /// The projection set by [`FeatureWindowExec::with_projection`].
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
     }
 
     fn build(
@@ -69,6 +87,7 @@ impl FeatureWindowExec {
         keys: Vec<String>,
         time: String,
         specs: Vec<WindowSpec>,
+        projection: Option<Vec<usize>>,
     ) -> Result<Self> {
         check_bounded(NAME, &input)?;
         let schema = input.schema();
@@ -77,9 +96,31 @@ impl FeatureWindowExec {
             layout,
             schema: out_schema,
         } = plan_features(NAME, &schema, &keys, &time, &specs)?;
+        let width = out_schema.fields().len();
+        let chosen: Vec<usize> = projection.clone().unwrap_or_else(|| (0..width).collect());
+        if let Some(bad) = chosen.iter().find(|&&i| i >= width) {
+            return plan_err!("{NAME}: projection index {bad} is out of range ({width} columns)");
+        }
+        let mut retained: Vec<usize> = Vec::new();
+        let sources = chosen
+            .iter()
+            .map(|&i| {
+                if i < side.visible {
+                    retained.push(i);
+                    Source::Input(retained.len() - 1)
+                } else {
+                    Source::Feature(i - side.visible)
+                }
+            })
+            .collect();
+        let out_schema = Arc::new(out_schema.project(&chosen)?);
+        let partitioning = project_partitioning(
+            &output_partitioning(input.output_partitioning(), side.visible),
+            &chosen,
+        );
         let cache = PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&out_schema)),
-            output_partitioning(input.output_partitioning(), side.visible),
+            partitioning,
             EmissionType::Final,
             input.boundedness(),
         );
@@ -89,6 +130,9 @@ impl FeatureWindowExec {
             keys,
             time,
             specs,
+            projection,
+            sources,
+            retained,
             side,
             layout: Arc::new(layout),
             key_exprs,
@@ -172,6 +216,7 @@ impl ExecutionPlan for FeatureWindowExec {
             self.keys.clone(),
             self.time.clone(),
             self.specs.clone(),
+            self.projection.clone(),
         )?))
     }
 
@@ -193,8 +238,18 @@ impl ExecutionPlan for FeatureWindowExec {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let reservation =
             MemoryConsumer::new(format!("{NAME}[{partition}]")).register(context.memory_pool());
+        let needed = (0..self.specs.len())
+            .map(|i| {
+                self.sources
+                    .iter()
+                    .any(|s| matches!(s, Source::Feature(f) if *f == i))
+            })
+            .collect();
         let job = Job {
             schema: self.schema(),
+            needed,
+            sources: self.sources.clone(),
+            retained: self.retained.clone(),
             side: self.side.clone(),
             key_fields: self.side.key_fields(&self.input.schema()),
             layout: Arc::clone(&self.layout),
@@ -248,8 +303,41 @@ pub(crate) fn plan_features(
     })
 }
 
+/// Where an output column comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// A kept input column (index into the kept columns).
+    Input(usize),
+    /// A feature (index into the specs).
+    Feature(usize),
+}
+
+/// `partitioning` after keeping the columns `chosen`: hash expressions are renumbered, or the
+/// partitioning is reduced to its count when a hashed column is dropped.
+fn project_partitioning(partitioning: &Partitioning, chosen: &[usize]) -> Partitioning {
+    if let Partitioning::Hash(exprs, n) = partitioning {
+        let mapped: Option<Vec<Arc<dyn PhysicalExpr>>> = exprs
+            .iter()
+            .map(|e| {
+                let c = e.downcast_ref::<Column>()?;
+                let pos = chosen.iter().position(|&i| i == c.index())?;
+                Some(Arc::new(Column::new(c.name(), pos)) as Arc<dyn PhysicalExpr>)
+            })
+            .collect();
+        return match mapped {
+            Some(m) => Partitioning::Hash(m, *n),
+            None => Partitioning::UnknownPartitioning(*n),
+        };
+    }
+    partitioning.clone()
+}
+
 struct Job {
     schema: SchemaRef,
+    sources: Vec<Source>,
+    /// Per spec: whether the output has it.
+    needed: Vec<bool>,
+    retained: Vec<usize>,
     side: Side,
     key_fields: Vec<arrow_schema::Field>,
     layout: Arc<Layout>,
@@ -285,9 +373,10 @@ impl Job {
                 continue;
             }
             let _timer = self.metrics.elapsed_compute().timer();
+            let kept = batch.project(&self.retained)?;
             reserve(
                 &self.reservation,
-                batch.get_array_memory_size(),
+                kept.get_array_memory_size() + batch.num_rows() * 8,
                 NAME,
                 table.rows,
             )?;
@@ -316,7 +405,7 @@ impl Job {
             )?;
             groups_size = groups_size.max(new_size);
             table.push(ev);
-            originals.push(batch);
+            originals.push(kept);
         }
         let timer = self.metrics.elapsed_compute().clone();
         let _timer = timer.timer();
@@ -407,7 +496,9 @@ impl Emitter {
                 self.sweep.advance_to(t, &self.ev);
                 let k = end - self.pos;
                 for (i, out) in self.out.iter_mut().enumerate() {
-                    self.sweep.read(i, &self.ev, out, k)?;
+                    if self.job.needed[i] {
+                        self.sweep.read(i, &self.ev, out, k)?;
+                    }
                 }
                 self.take
                     .extend(self.refs[self.pos..end].iter().map(|&x| unpack(x)));
@@ -443,20 +534,37 @@ impl Emitter {
     }
 
     fn flush(&mut self) -> Result<RecordBatch> {
-        let visible = self.job.side.visible;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(visible + self.out.len());
-        let mut sources: Vec<&dyn Array> = Vec::with_capacity(self.originals.len());
-        for c in 0..visible {
-            sources.clear();
-            sources.extend(self.originals.iter().map(|b| b.column(c).as_ref()));
-            columns.push(interleave(&sources, &self.take)?);
-        }
         let fresh = new_outputs(&self.job.layout, &self.converters)?;
-        for (out, spec) in std::mem::replace(&mut self.out, fresh)
+        let mut features: Vec<Option<ArrayRef>> = vec![None; self.out.len()];
+        for (i, out) in std::mem::replace(&mut self.out, fresh)
             .into_iter()
-            .zip(&self.job.layout.specs)
+            .enumerate()
         {
-            columns.push(out.finish(spec.field.data_type())?);
+            if self
+                .job
+                .sources
+                .iter()
+                .any(|s| matches!(s, Source::Feature(f) if *f == i))
+            {
+                features[i] = Some(out.finish(self.job.layout.specs[i].field.data_type())?);
+            }
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.job.sources.len());
+        let mut arrays: Vec<&dyn Array> = Vec::with_capacity(self.originals.len());
+        for source in &self.job.sources {
+            match *source {
+                Source::Input(c) => {
+                    arrays.clear();
+                    arrays.extend(self.originals.iter().map(|b| b.column(c).as_ref()));
+                    columns.push(interleave(&arrays, &self.take)?);
+                }
+                Source::Feature(i) => match &features[i] {
+                    Some(a) => columns.push(Arc::clone(a)),
+                    None => {
+                        return datafusion::common::internal_err!("{NAME}: feature {i} missing");
+                    }
+                },
+            }
         }
         self.take.clear();
         let batch = RecordBatch::try_new(Arc::clone(&self.job.schema), columns)?;

@@ -229,6 +229,16 @@ impl TableProvider for WindowFeaturesTable {
             self.time.clone(),
             self.specs.clone(),
         )?;
+        // Only the columns the query reads leave the operator (and are kept while buffering).
+        let full = exec.schema();
+        let wanted = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let chosen = wanted
+            .iter()
+            .map(|&i| full.index_of(self.schema.field(i).name()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let exec = exec.with_projection(Some(chosen))?;
         project_output(Arc::new(exec), &self.schema, projection)
     }
 }
