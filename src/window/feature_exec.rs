@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_schema::SchemaRef;
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::interleave;
 use datafusion::arrow::row::RowConverter;
 use datafusion::common::plan_err;
@@ -566,8 +566,11 @@ impl Emitter {
                 },
             }
         }
+        // Row count given explicitly: a projection may keep no column at all (count(*)).
+        let options = RecordBatchOptions::new().with_row_count(Some(self.take.len()));
         self.take.clear();
-        let batch = RecordBatch::try_new(Arc::clone(&self.job.schema), columns)?;
+        let batch =
+            RecordBatch::try_new_with_options(Arc::clone(&self.job.schema), columns, &options)?;
         self.job.metrics.record_output(batch.num_rows());
         Ok(batch)
     }
