@@ -264,7 +264,7 @@ impl ExecutionPlan for WindowAtExec {
             reservation,
         };
         let stream = futures::stream::once(job.run(events, spine))
-            .map_ok(|emitter| futures::stream::iter(emitter))
+            .map_ok(futures::stream::iter)
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),

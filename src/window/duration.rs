@@ -140,7 +140,7 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".to_string();
     }
     for (names, unit) in NS.into_iter().skip(1) {
-        if ns % unit == 0 {
+        if ns.is_multiple_of(unit) {
             return format!("{}{}", ns / unit, names[0]);
         }
     }

@@ -258,7 +258,7 @@ impl ExecutionPlan for FeatureWindowExec {
             reservation,
         };
         let stream = futures::stream::once(job.ingest(input))
-            .map_ok(|emitter| futures::stream::iter(emitter))
+            .map_ok(futures::stream::iter)
             .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),

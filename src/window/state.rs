@@ -788,7 +788,7 @@ mod tests {
             let vals: Vec<Option<f64>> = (0..n)
                 .map(|_| {
                     let r = lcg(&mut seed);
-                    (r % 5 != 0).then(|| ((r % 2001) as f64 - 1000.0) / 8.0)
+                    (!r.is_multiple_of(5)).then(|| ((r % 2001) as f64 - 1000.0) / 8.0)
                 })
                 .collect();
             let windows = [
