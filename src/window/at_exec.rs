@@ -3,8 +3,10 @@
 //!
 //! Per output partition (both inputs hash-partitioned by their keys, co-partitioned):
 //! 1. buffer the spine partition and number its entities;
-//! 2. stream the events, keeping only those of entities the spine asks about, no later than
-//!    the entity's latest spine time (an old spine over a long history buffers little);
+//! 2. stream the events, keeping only those of entities the spine asks about that can fall
+//!    in one of their windows: after the entity's earliest spine time minus the longest
+//!    window, and no later than its latest spine time (a spine over a short period of a long
+//!    history buffers little);
 //! 3. per entity: gather its events in time order, visit its spine rows in time order,
 //!    sweeping the window forward to each ([`Sweep`]);
 //! 4. emit the spine rows in spine order, features attached.
@@ -419,18 +421,26 @@ impl AtJob {
                 seq,
             });
         }
+        // Per entity, the events that can be in some spine row's window: time in
+        // (earliest spine time - longest window, latest spine time].
         let n_groups = groups.len();
+        let longest = self.layout.windows.iter().copied().max().unwrap_or(0);
         let mut latest = vec![i64::MIN; n_groups];
+        let mut oldest = vec![i64::MAX; n_groups];
         for sb in &spine_batches {
             for (r, &g) in sb.gids.iter().enumerate() {
                 if g != NO_GROUP {
-                    let l = &mut latest[g as usize];
-                    *l = (*l).max(sb.times[r]);
+                    let t = sb.times[r];
+                    latest[g as usize] = latest[g as usize].max(t);
+                    oldest[g as usize] = oldest[g as usize].min(t);
                 }
             }
         }
+        for o in &mut oldest {
+            *o = o.saturating_sub(longest);
+        }
 
-        // 2. The events of those entities, up to each entity's latest spine time.
+        // 2. The events of those entities that can be in a window.
         let mut table = EventTable::default();
         let mut gids = Vec::new();
         let mut groups_size = groups.size();
@@ -463,6 +473,7 @@ impl AtJob {
                         && (g as usize) < n_groups
                         && nulls.as_ref().is_none_or(|n| n.is_valid(r))
                         && times[r] <= latest[g as usize]
+                        && times[r] > oldest[g as usize]
                 })
                 .map(|r| r as u32)
                 .collect();
