@@ -35,7 +35,8 @@
 //!    are periodically rebuilt, monotonic deques for min/max, multiplicity maps for
 //!    count_distinct). Cost: one pass over the events (+ the spine) after the counting sort.
 //!
-//! Memory: the partition's input batches plus ~12 bytes per row, accounted to DataFusion's
+//! Memory: the partition's input batches (only the columns the output keeps, see
+//! [`FeatureWindowExec::with_projection`]) plus ~12 bytes per row, accounted to DataFusion's
 //! memory pool (a partition that does not fit fails with "resources exhausted", naming the
 //! operator), plus the largest entity's gathered events. Output is produced lazily in
 //! batches of the session's `batch_size` (per-event output: entity by entity, time order
