@@ -18,6 +18,7 @@ pub mod providers;
 pub mod registry;
 pub mod sample;
 pub mod sql;
+pub mod window;
 
 pub use config::Config;
 pub use engine::Engine;

@@ -192,5 +192,5 @@ pub fn register(mut builder: SessionStateBuilder) -> Result<SessionStateBuilder>
     Ok(builder
         .with_analyzer_rule(Arc::new(logical::AsOfJoinRule))
         .with_optimizer_rule(Arc::new(logical::AsOfFilterPushdown))
-        .with_query_planner(Arc::new(planner::AsOfQueryPlanner)))
+        .with_query_planner(Arc::new(planner::FStoreQueryPlanner)))
 }

@@ -1,5 +1,6 @@
 //! Physical planning of the `AsOfJoin` node: the extension planner, and the query planner that
-//! gives DataFusion's default physical planner FStore's extension planners.
+//! gives DataFusion's default physical planner FStore's extension planners (this one and the
+//! feature-group window node's).
 
 use std::sync::Arc;
 
@@ -56,19 +57,23 @@ impl ExtensionPlanner for AsOfJoinPlanner {
     }
 }
 
-/// DataFusion's default physical planner with FStore's extension planners.
+/// DataFusion's default physical planner with FStore's extension planners: the AS-OF join
+/// and the feature-group window node.
 #[derive(Debug, Default)]
-pub struct AsOfQueryPlanner;
+pub struct FStoreQueryPlanner;
 
 #[async_trait]
-impl QueryPlanner for AsOfQueryPlanner {
+impl QueryPlanner for FStoreQueryPlanner {
     async fn create_physical_plan(
         &self,
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(AsOfJoinPlanner)])
-            .create_physical_plan(logical_plan, session)
-            .await
+        DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(AsOfJoinPlanner),
+            Arc::new(crate::features::exec::FeatureWindowPlanner),
+        ])
+        .create_physical_plan(logical_plan, session)
+        .await
     }
 }

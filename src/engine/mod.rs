@@ -106,6 +106,7 @@ pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(UdfExtension),
         Box::new(SampleDataExtension),
         Box::new(FeatureGroupExtension),
+        Box::new(crate::window::WindowExtension),
     ]
 }
 

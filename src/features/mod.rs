@@ -24,6 +24,7 @@
 //! name the offending column.
 
 pub mod catalog;
+pub mod exec;
 pub mod node;
 pub mod sets;
 pub mod transform;
@@ -43,9 +44,6 @@ use crate::registry::{
     Feature, FeatureGroup, FeatureKind, FeatureSource, WindowLength, quote_ident,
 };
 use crate::sql::feature_group::{CreateFeatureGroup, FeatureDefinition, SourceClause};
-
-/// Whether window features can be evaluated in this build (the evaluator lands separately).
-pub const WINDOWS_AVAILABLE: bool = false;
 
 /// Parses a duration (`'30 days'`, `'30d'`, `'1h'`, `'2 weeks'`) into microseconds.
 pub fn duration_micros(text: &str, what: &str) -> Result<WindowLength> {
@@ -117,24 +115,21 @@ async fn expression_type(
     Ok(plan.schema().field(0).data_type().clone())
 }
 
-/// The output type of a window aggregate over `input`, or why it cannot be computed.
+/// The output type of a window aggregate over `input`, or why it cannot be computed. `agg` is
+/// a [`WindowFeature`](node::WindowFeature) aggregate name.
 pub fn window_output_type(
     agg: &str,
     input: Option<&DataType>,
 ) -> std::result::Result<DataType, String> {
-    let numeric = |t: &DataType| {
-        t.is_numeric() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
-    };
-    match (agg, input) {
-        ("count" | "count_star" | "count_distinct", _) => Ok(DataType::Int64),
-        ("mean" | "stddev", Some(t)) if numeric(t) => Ok(DataType::Float64),
-        ("sum", Some(t)) if t.is_integer() => Ok(DataType::Int64),
-        ("sum", Some(t)) if numeric(t) => Ok(DataType::Float64),
-        ("min" | "max", Some(t)) if !t.is_nested() => Ok(t.clone()),
-        ("last", Some(t)) => Ok(t.clone()),
-        (a, Some(t)) => Err(format!("{a} needs a numeric input, got {t}")),
-        (a, None) => Err(format!("{a} needs an input")),
+    crate::window::feature_type(window_agg(agg)?, input)
+}
+
+/// The evaluator's aggregate for a [`WindowFeature`](node::WindowFeature) aggregate name.
+pub fn window_agg(agg: &str) -> std::result::Result<crate::window::WindowAgg, String> {
+    if agg == "count_star" {
+        return Ok(crate::window::WindowAgg::CountStar);
     }
+    crate::window::WindowAgg::from_name(agg).ok_or_else(|| format!("unsupported aggregate '{agg}'"))
 }
 
 /// Resolves and validates `CREATE FEATURE GROUP` against the catalog.
@@ -276,7 +271,9 @@ pub async fn plan(group: &FeatureGroup, state: &SessionState) -> Result<LogicalP
         select.push(quote_ident(c));
     }
     let mut specs = Vec::new();
-    for (i, f) in group.features.iter().enumerate() {
+    // One hidden column per distinct window input expression.
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    for f in &group.features {
         match &f.kind {
             FeatureKind::Column { column } => select.push(format!(
                 "{} AS {}",
@@ -288,8 +285,12 @@ pub async fn plan(group: &FeatureGroup, state: &SessionState) -> Result<LogicalP
             }
             FeatureKind::Window { agg, input, window } => {
                 let input_col = input.as_ref().map(|sql| {
-                    let c = window_input_column(i);
+                    if let Some((_, c)) = inputs.iter().find(|(s, _)| s == sql) {
+                        return c.clone();
+                    }
+                    let c = window_input_column(inputs.len());
                     select.push(format!("{sql} AS {}", quote_ident(&c)));
+                    inputs.push((sql.clone(), c.clone()));
                     c
                 });
                 specs.push(node::WindowFeature {

@@ -20,7 +20,8 @@ use datafusion::common::{DFSchema, DFSchemaRef, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    BinaryExpr, Expr, Extension, Filter, LogicalPlan, Operator, UserDefinedLogicalNodeCore,
+    BinaryExpr, Expr, Extension, Filter, LogicalPlan, Operator, Projection,
+    UserDefinedLogicalNodeCore,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -224,8 +225,17 @@ impl OptimizerRule for TimeBoundsRule {
         let LogicalPlan::Filter(filter) = &plan else {
             return Ok(Transformed::no(plan));
         };
-        let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
-            return Ok(Transformed::no(plan));
+        // The node is right below the filter, or below a projection that only selects
+        // columns (what projection pruning leaves above it).
+        let (projection, ext) = match filter.input.as_ref() {
+            LogicalPlan::Extension(ext) => (None, ext),
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                match p.input.as_ref() {
+                    LogicalPlan::Extension(ext) => (Some(p), ext),
+                    _ => return Ok(Transformed::no(plan)),
+                }
+            }
+            _ => return Ok(Transformed::no(plan)),
         };
         let Some(node) = ext.node.as_any().downcast_ref::<FeatureWindowNode>() else {
             return Ok(Transformed::no(plan));
@@ -242,12 +252,13 @@ impl OptimizerRule for TimeBoundsRule {
             Arc::new(node.input.clone()),
         )?);
         new_node.pushed_bounds = Some(bounds);
-        let new_filter = Filter::try_new(
-            filter.predicate.clone(),
-            Arc::new(LogicalPlan::Extension(Extension {
-                node: Arc::new(new_node),
-            })),
-        )?;
+        let mut below = LogicalPlan::Extension(Extension {
+            node: Arc::new(new_node),
+        });
+        if let Some(p) = projection {
+            below = LogicalPlan::Projection(Projection::try_new(p.expr.clone(), Arc::new(below))?);
+        }
+        let new_filter = Filter::try_new(filter.predicate.clone(), Arc::new(below))?;
         Ok(Transformed::yes(LogicalPlan::Filter(new_filter)))
     }
 }

@@ -256,12 +256,6 @@ impl Engine {
         }
         let session = self.state();
         let group = crate::features::define(c, &session).await?;
-        if group.max_window_micros() > 0 && !crate::features::WINDOWS_AVAILABLE {
-            return Err(FStoreError::unimplemented(
-                "windowed features need the sliding-window evaluator, which is not merged yet",
-            )
-            .into());
-        }
         // The whole plan must build now, not at the first query.
         crate::features::plan(&group, &session).await?;
         let change = Change::CreateFeatureGroup {
