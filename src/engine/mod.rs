@@ -98,6 +98,7 @@ pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(UdfExtension),
         Box::new(SampleDataExtension),
         Box::new(FeatureGroupExtension),
+        Box::new(crate::functions::selection::SelectionExtension),
     ]
 }
 
