@@ -193,8 +193,8 @@ fn result(
     correlations: impl Iterator<Item = Option<f64>>,
 ) -> Result<RecordBatch> {
     let p = names.len();
-    let a = StringArray::from_iter_values(pairs(p).map(|(i, _)| names[i].as_str()));
-    let b = StringArray::from_iter_values(pairs(p).map(|(_, j)| names[j].as_str()));
+    let a = StringArray::from(pairs(p).map(|(i, _)| names[i].as_str()).collect::<Vec<_>>());
+    let b = StringArray::from(pairs(p).map(|(_, j)| names[j].as_str()).collect::<Vec<_>>());
     let r: Float64Array = correlations.collect();
     Ok(RecordBatch::try_new(
         schema,
