@@ -353,10 +353,7 @@ mod tests {
 
     #[test]
     fn pairs_are_in_column_order_without_diagonal() {
-        assert_eq!(
-            pairs(3).collect::<Vec<_>>(),
-            vec![(0, 1), (0, 2), (1, 2)]
-        );
+        assert_eq!(pairs(3).collect::<Vec<_>>(), vec![(0, 1), (0, 2), (1, 2)]);
         assert_eq!(pairs(1).count(), 0);
     }
 }

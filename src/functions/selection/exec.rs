@@ -157,8 +157,9 @@ impl ExecutionPlan for SelectionExec {
         // Merges the input's partitions when the optimizer did not (it normally has).
         let mut input = execute_stream(Arc::clone(&self.input), Arc::clone(&context))?;
         let mut accumulate = self.analysis.start()?;
-        let reservation = MemoryConsumer::new(format!("SelectionExec[{}]", self.analysis.describe()))
-            .register(context.memory_pool());
+        let reservation =
+            MemoryConsumer::new(format!("SelectionExec[{}]", self.analysis.describe()))
+                .register(context.memory_pool());
         let schema = Arc::clone(&self.schema);
         let projection = self.projection.clone();
         let result = async move {

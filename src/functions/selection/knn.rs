@@ -190,7 +190,8 @@ mod tests {
     #[test]
     fn ties_and_unique_classes_are_handled() {
         // Many tied values; class 2 occurs once and is ignored.
-        let mut points: Vec<(f64, u32)> = (0..300).map(|i| ((i % 3) as f64, (i % 2) as u32)).collect();
+        let mut points: Vec<(f64, u32)> =
+            (0..300).map(|i| ((i % 3) as f64, (i % 2) as u32)).collect();
         points.push((5.0, 2));
         let mi = mutual_info(&mut points, 3);
         assert!(mi.is_finite() && mi >= 0.0);

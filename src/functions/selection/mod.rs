@@ -125,9 +125,12 @@ impl TableProvider for SelectionTable {
                 format!("{function}: planned outside a SessionState"),
             );
         };
-        let source = source::resolve(self.selection.source(), state, &self.registry, function).await?;
+        let source =
+            source::resolve(self.selection.source(), state, &self.registry, function).await?;
         let (columns, analysis) = self.selection.prepare(&source)?;
-        let input = state.create_physical_plan(&source.project(&columns)?).await?;
+        let input = state
+            .create_physical_plan(&source.project(&columns)?)
+            .await?;
         Ok(Arc::new(SelectionExec::try_new(
             input,
             analysis,

@@ -225,7 +225,9 @@ mod tests {
     #[test]
     fn merging_co_moments_matches_one_pass() {
         let x: Vec<f64> = (0..500).map(|i| (i as f64).sqrt()).collect();
-        let y: Vec<f64> = (0..500).map(|i| (i as f64 * 0.1).cos() + i as f64 / 100.0).collect();
+        let y: Vec<f64> = (0..500)
+            .map(|i| (i as f64 * 0.1).cos() + i as f64 / 100.0)
+            .collect();
         let whole = CoMoments::of(
             &Float64Array::from(x.clone()),
             &Float64Array::from(y.clone()),

@@ -66,7 +66,11 @@ fn discrete_accumulator(feature: &DataType, target: &DataType) -> Result<Box<dyn
 }
 
 /// Adds the finite values of rows with a class; returns the bytes added.
-fn push_points(points: &mut Vec<(f64, u32)>, values: &Float64Array, classes: &[Option<u32>]) -> usize {
+fn push_points(
+    points: &mut Vec<(f64, u32)>,
+    values: &Float64Array,
+    classes: &[Option<u32>],
+) -> usize {
     let before = points.len();
     for (i, class) in classes.iter().enumerate() {
         if let Some(c) = class

@@ -135,7 +135,10 @@ impl SelectFeatures {
 /// `k`: a positive integer; None (every feature) when absent or NULL.
 fn k_arg(args: &[Expr]) -> Result<Option<usize>> {
     let bad = |got: String| -> datafusion::error::DataFusionError {
-        FStoreError::invalid(format!("{FUNCTION}: k must be a positive integer, got {got}")).into()
+        FStoreError::invalid(format!(
+            "{FUNCTION}: k must be a positive integer, got {got}"
+        ))
+        .into()
     };
     let Some(v) = literal(args, 3, FUNCTION, "k")? else {
         return Ok(None);
@@ -311,7 +314,9 @@ impl Analysis for Scoring {
             "{FUNCTION}(method={}, target={}, k={}, features=[{}])",
             self.method.name(),
             self.target.as_ref().map(|t| t.0.as_str()).unwrap_or("NULL"),
-            self.k.map(|k| k.to_string()).unwrap_or_else(|| "all".into()),
+            self.k
+                .map(|k| k.to_string())
+                .unwrap_or_else(|| "all".into()),
             names.join(", ")
         )
     }
@@ -340,7 +345,10 @@ impl Analysis for Scoring {
             }
             Method::MutualInfo => {
                 let target = self.target_type()?;
-                Box::new(MutualInfoScores::try_new(scoring, ClassIndex::try_new(&target)?)?)
+                Box::new(MutualInfoScores::try_new(
+                    scoring,
+                    ClassIndex::try_new(&target)?,
+                )?)
             }
         })
     }
@@ -358,7 +366,11 @@ impl Scoring {
     }
 
     /// The result rows: best first, NULL (and NaN) scores last, ties by name; the first k.
-    pub(super) fn ranked(&self, schema: SchemaRef, scores: Vec<(String, Option<f64>)>) -> Result<RecordBatch> {
+    pub(super) fn ranked(
+        &self,
+        schema: SchemaRef,
+        scores: Vec<(String, Option<f64>)>,
+    ) -> Result<RecordBatch> {
         let mut scores: Vec<(String, Option<f64>)> = scores
             .into_iter()
             .map(|(name, s)| (name, s.filter(|v| !v.is_nan())))
@@ -400,7 +412,9 @@ impl ClassIndex {
 
     /// The class of each row (None for a NULL target).
     pub fn classes(&mut self, target: &ArrayRef) -> Result<Vec<Option<u32>>> {
-        let rows = self.converter.convert_columns(std::slice::from_ref(target))?;
+        let rows = self
+            .converter
+            .convert_columns(std::slice::from_ref(target))?;
         let nulls = target.logical_nulls();
         Ok((0..target.len())
             .map(|i| {
@@ -594,7 +608,11 @@ mod tests {
                 ],
             )
             .unwrap();
-        let names = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let names = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(
             names.iter().flatten().collect::<Vec<_>>(),
             vec!["c", "a", "b"]
@@ -625,7 +643,11 @@ mod tests {
         .unwrap();
         acc.update(&batch).unwrap();
         let out = acc.finish(Arc::new(super::schema())).unwrap();
-        let score = out.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+        let score = out
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
         assert!((score.value(0) - 1.6).abs() < 1e-15);
     }
 

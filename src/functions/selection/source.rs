@@ -144,15 +144,19 @@ pub async fn resolve(
             let schema = state
                 .schema_for_ref(reference.clone())
                 .map_err(|_| missing())?;
-            let provider = schema
-                .table(reference.table())
-                .await?
-                .ok_or_else(missing)?;
-            let plan = LogicalPlanBuilder::scan(reference.clone(), provider_as_source(provider), None)?
-                .build()?;
+            let provider = schema.table(reference.table()).await?.ok_or_else(missing)?;
+            let plan =
+                LogicalPlanBuilder::scan(reference.clone(), provider_as_source(provider), None)?
+                    .build()?;
             let resolved = reference.clone().resolve(CATALOG, USER_SCHEMA);
             let group = (*resolved.catalog == *CATALOG && *resolved.schema == *USER_SCHEMA)
-                .then(|| registry.state().feature_groups.get(&*resolved.table).cloned())
+                .then(|| {
+                    registry
+                        .state()
+                        .feature_groups
+                        .get(&*resolved.table)
+                        .cloned()
+                })
                 .flatten();
             let fields = plan.schema().fields();
             let candidates = match group {
