@@ -254,8 +254,10 @@ impl Accumulate for SpearmanPairs {
     }
 
     fn finish(self: Box<Self>, schema: SchemaRef) -> Result<RecordBatch> {
-        let mut ranked = Vec::with_capacity(self.columns.len());
-        for chunks in &self.columns {
+        let SpearmanPairs { names, columns } = *self;
+        let mut ranked = Vec::with_capacity(columns.len());
+        // Column by column, so a column's batches are freed once it is one array.
+        for chunks in columns {
             let refs: Vec<&dyn Array> = chunks.iter().map(|a| a.as_ref()).collect();
             let values = if refs.is_empty() {
                 Float64Array::from(Vec::<f64>::new())
@@ -268,7 +270,7 @@ impl Accumulate for SpearmanPairs {
         let correlations: Vec<Option<f64>> = pairs(p)
             .map(|(i, j)| spearman(&ranked[i], &ranked[j]))
             .collect();
-        result(schema, &self.names, correlations.into_iter())
+        result(schema, &names, correlations.into_iter())
     }
 }
 

@@ -421,8 +421,13 @@ impl ClassIndex {
                 if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                     return None;
                 }
-                let next = self.ids.len() as u32;
-                Some(*self.ids.entry(rows.row(i).as_ref().into()).or_insert(next))
+                let key = rows.row(i);
+                if let Some(id) = self.ids.get(key.as_ref()) {
+                    return Some(*id);
+                }
+                let id = self.ids.len() as u32;
+                self.ids.insert(key.as_ref().into(), id);
+                Some(id)
             })
             .collect())
     }
