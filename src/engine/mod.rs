@@ -107,6 +107,7 @@ pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(SampleDataExtension),
         Box::new(FeatureGroupExtension),
         Box::new(crate::window::WindowExtension),
+        Box::new(crate::functions::selection::SelectionExtension),
     ]
 }
 

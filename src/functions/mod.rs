@@ -1,3 +1,4 @@
 //! Table functions (`training_set`, `validate`, …) and the helpers they share.
 
 pub mod args;
+pub mod selection;
