@@ -86,4 +86,46 @@ fn check(wh: &Path, file: &Path) {
             "20000"
         );
     }
+    if name.starts_with("02_") {
+        // One example per January transaction, each feature as of its own time.
+        assert_eq!(
+            scalar(wh, "SELECT count(*) FROM training_data"),
+            scalar(
+                wh,
+                "SELECT count(*) FROM transactions WHERE transaction_date >= TIMESTAMP '2024-01-01' AND transaction_date < TIMESTAMP '2024-02-01'"
+            )
+        );
+        // The price is the product's latest update at or before the transaction, computed
+        // here with a join and ROW_NUMBER instead of the AS-OF operator.
+        let wrong_prices = scalar(
+            wh,
+            "WITH ref AS (
+               SELECT transaction_id, price FROM (
+                 SELECT t.transaction_id, p.price,
+                        row_number() OVER (PARTITION BY t.transaction_id ORDER BY p.updated_at DESC) AS rn
+                 FROM transactions t JOIN products p
+                   ON p.product_id = t.product_id AND p.updated_at <= t.transaction_date)
+               WHERE rn = 1)
+             SELECT count(*) FROM training_data d LEFT JOIN ref USING (transaction_id)
+             WHERE d.price IS DISTINCT FROM ref.price",
+        );
+        assert_eq!(wrong_prices, "0", "02: prices are not the as-of prices");
+        // Window features at the transaction's time equal the group's per-event values.
+        let wrong_windows = scalar(
+            wh,
+            "SELECT count(*) FROM training_data d JOIN customer_behavior c
+               ON c.customer_id = d.customer_id AND c.transaction_date = d.transaction_date
+             WHERE c.tx_count_30d <> d.tx_count_30d",
+        );
+        assert_eq!(wrong_windows, "0", "02: window features differ");
+        // The split is by time.
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT max(transaction_date) FILTER (WHERE split = 'train') <= min(transaction_date) FILTER (WHERE split = 'test')
+                 FROM temporal_split('training_data', 0.2, 'transaction_date')"
+            ),
+            "true"
+        );
+    }
 }

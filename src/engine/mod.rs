@@ -95,6 +95,16 @@ impl EngineExtension for FeatureGroupExtension {
                 registry: Arc::clone(registry),
             }),
         );
+        ctx.register_udtf(
+            "training_set",
+            Arc::new(crate::features::training::TrainingSet {
+                registry: Arc::clone(registry),
+            }),
+        );
+        ctx.register_udtf(
+            "temporal_split",
+            Arc::new(crate::features::training::TemporalSplit),
+        );
         ctx.add_optimizer_rule(Arc::new(crate::features::node::TimeBoundsRule));
         Ok(())
     }

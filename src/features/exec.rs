@@ -1,5 +1,6 @@
-//! Physical planning of [`FeatureWindowNode`]: the sliding-window evaluator of
-//! [`crate::window`] ([`FeatureWindowExec`]), one pass over each entity's events.
+//! Physical planning of [`FeatureWindowNode`] and [`WindowAtNode`]: the sliding-window
+//! evaluator of [`crate::window`] ([`FeatureWindowExec`] per event, [`WindowAtExec`] at spine
+//! times), one pass over each entity's events.
 //!
 //! When the group has a CREATED column and a `last` feature, events are ordered by CREATED
 //! before the evaluator numbers them, so among events at the same time the one recorded last
@@ -20,8 +21,9 @@ use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 
+use super::at::WindowAtNode;
 use super::node::{FeatureWindowNode, WindowFeature};
-use crate::window::{FeatureWindowExec, RowSequenceExec, WindowAgg, WindowSpec};
+use crate::window::{FeatureWindowExec, RowSequenceExec, WindowAgg, WindowAtExec, WindowSpec};
 
 /// Plans [`FeatureWindowNode`] as [`FeatureWindowExec`].
 #[derive(Debug, Default)]
@@ -55,6 +57,9 @@ impl ExtensionPlanner for FeatureWindowPlanner {
         _session: &dyn Session,
         _planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(at) = node.as_any().downcast_ref::<WindowAtNode>() {
+            return plan_at(at, physical_inputs).map(Some);
+        }
         let Some(node) = node.as_any().downcast_ref::<FeatureWindowNode>() else {
             return Ok(None);
         };
@@ -63,20 +68,53 @@ impl ExtensionPlanner for FeatureWindowPlanner {
             .iter()
             .map(window_spec)
             .collect::<Result<Vec<_>>>()?;
-        let mut input = Arc::clone(&physical_inputs[0]);
-        let has_last = specs.iter().any(|s| s.agg == WindowAgg::Last);
-        if let (true, Some(created)) = (has_last, &node.created) {
-            let schema = input.schema();
-            let index = schema.index_of(created)?;
-            let ordering = LexOrdering::new([PhysicalSortExpr::new_default(Arc::new(
-                Column::new(created, index),
-            ))
-            .asc()
-            .nulls_first()])
-            .expect("one sort expression");
-            input = Arc::new(RowSequenceExec::try_new_ordered(input, Some(ordering))?);
-        }
+        let input = created_order(Arc::clone(&physical_inputs[0]), &specs, &node.created)?;
         let exec = FeatureWindowExec::try_new(input, node.keys.clone(), node.time.clone(), specs)?;
         Ok(Some(Arc::new(exec)))
     }
+}
+
+/// Numbers the events in CREATED order when a `last` feature needs the tie-break.
+fn created_order(
+    input: Arc<dyn ExecutionPlan>,
+    specs: &[WindowSpec],
+    created: &Option<String>,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let has_last = specs.iter().any(|s| s.agg == WindowAgg::Last);
+    let (true, Some(created)) = (has_last, created) else {
+        return Ok(input);
+    };
+    let index = input.schema().index_of(created)?;
+    let ordering =
+        LexOrdering::new([
+            PhysicalSortExpr::new_default(Arc::new(Column::new(created, index)))
+                .asc()
+                .nulls_first(),
+        ])
+        .expect("one sort expression");
+    Ok(Arc::new(RowSequenceExec::try_new_ordered(
+        input,
+        Some(ordering),
+    )?))
+}
+
+fn plan_at(
+    node: &WindowAtNode,
+    physical_inputs: &[Arc<dyn ExecutionPlan>],
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let specs = node
+        .features
+        .iter()
+        .map(window_spec)
+        .collect::<Result<Vec<_>>>()?;
+    let events = created_order(Arc::clone(&physical_inputs[1]), &specs, &node.created)?;
+    Ok(Arc::new(WindowAtExec::try_new(
+        events,
+        node.event_keys.clone(),
+        node.event_time.clone(),
+        Arc::clone(&physical_inputs[0]),
+        node.spine_keys.clone(),
+        node.spine_time.clone(),
+        specs,
+    )?))
 }

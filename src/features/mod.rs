@@ -23,10 +23,12 @@
 //! a non-temporal TIMESTAMP, duplicate names, unsupported aggregates or types are errors that
 //! name the offending column.
 
+pub mod at;
 pub mod catalog;
 pub mod exec;
 pub mod node;
 pub mod sets;
+pub mod training;
 pub mod transform;
 
 use std::collections::HashSet;
@@ -361,4 +363,96 @@ pub async fn plan(group: &FeatureGroup, state: &SessionState) -> Result<LogicalP
 /// A feature's column as an expression (unqualified).
 pub fn feature_col(name: &str) -> Expr {
     ident(name)
+}
+
+/// Whether a feature of `group` is a window feature.
+pub fn is_window_feature(group: &FeatureGroup, name: &str) -> bool {
+    group
+        .feature(name)
+        .is_some_and(|f| matches!(f.kind, FeatureKind::Window { .. }))
+}
+
+/// `group` without its window features, for reading its other features per event cheaply.
+/// A group whose transformations read a window feature is returned whole.
+pub fn without_windows(group: &FeatureGroup) -> FeatureGroup {
+    if group
+        .transformations
+        .iter()
+        .any(|t| is_window_feature(group, &t.feature))
+    {
+        return group.clone();
+    }
+    let mut g = group.clone();
+    g.features
+        .retain(|f| !matches!(f.kind, FeatureKind::Window { .. }));
+    let fields: Vec<Field> = group
+        .schema
+        .fields()
+        .iter()
+        .filter(|f| !is_window_feature(group, f.name()))
+        .map(|f| f.as_ref().clone())
+        .collect();
+    g.schema = Schema::new_with_metadata(fields, group.schema.metadata().clone());
+    g
+}
+
+/// The events a group's window features `names` read — `SELECT keys, timestamp, [created],
+/// inputs FROM source` — and the features over them, named by `output(name)`.
+pub async fn window_events(
+    group: &FeatureGroup,
+    names: &[String],
+    output: impl Fn(&str) -> String,
+    state: &SessionState,
+) -> Result<(LogicalPlan, Vec<node::WindowFeature>)> {
+    let mut select: Vec<String> = group.entity.iter().map(|k| quote_ident(k)).collect();
+    select.push(quote_ident(&group.timestamp));
+    if let Some(c) = &group.created {
+        select.push(quote_ident(c));
+    }
+    let mut inputs: Vec<(String, String)> = Vec::new();
+    let mut features = Vec::new();
+    for name in names {
+        let Some(Feature {
+            kind: FeatureKind::Window { agg, input, window },
+            ..
+        }) = group.feature(name)
+        else {
+            return Err(FStoreError::new(
+                crate::error::ErrorKind::Internal,
+                format!("'{name}' is not a window feature of '{}'", group.name),
+            )
+            .into());
+        };
+        let input_col = input.as_ref().map(|sql| {
+            if let Some((_, c)) = inputs.iter().find(|(s, _)| s == sql) {
+                return c.clone();
+            }
+            let c = window_input_column(inputs.len());
+            select.push(format!("{sql} AS {}", quote_ident(&c)));
+            inputs.push((sql.clone(), c.clone()));
+            c
+        });
+        features.push(node::WindowFeature {
+            agg: agg.clone(),
+            input: input_col,
+            window_micros: window.micros,
+            output: output(name),
+        });
+    }
+    let sql = format!(
+        "SELECT {} FROM {}",
+        select.join(", "),
+        group.source.as_from()
+    );
+    let plan = state.create_logical_plan(&sql).await.map_err(|e| {
+        FStoreError::new(
+            crate::error::ErrorKind::of(&e),
+            format!(
+                "feature group '{}': {}",
+                group.name,
+                crate::error::user_message(&e)
+            ),
+        )
+    })?;
+    Ok((plan, features))
 }

@@ -25,7 +25,7 @@ mod moments;
 mod mutual_info;
 mod rank;
 mod select;
-mod source;
+pub(crate) mod source;
 
 use std::sync::Arc;
 
