@@ -10,7 +10,9 @@ Data: the same transactions as shared/bench/gen_data.py (seed 42; scale 1 = 10M 
 100k customers), generated here when `--data DIR` holds no transactions.parquet.
 
 What is timed:
-- fstore: the whole `fstore sql` process (start, CREATE EXTERNAL TABLE, the query, exit): the
+- fstore, fstore_group: the whole `fstore sql` process (start, CREATE EXTERNAL TABLE, the query,
+  exit) — `fstore` through the `window_features` table function, `fstore_group` through a
+  feature group (CREATE FEATURE GROUP … WINDOW, then SELECT from it), the path users take: the
   per-row features are computed for every row and reduced to the checksums in SQL (the CLI
   has nowhere to keep 10M rows; the features are not materialised).
 - polars, duckdb: Parquet on disk -> the full per-row result materialised in memory (as in
@@ -80,6 +82,19 @@ SELECT count(*) AS rows, count(*) - count(mean_30d) AS null_mean, sum(mean_30d) 
 FROM window_features('transactions', 'customer_id', 'transaction_date',
      'mean(amount) 30 days AS mean_30d', 'sum(amount) 30 days AS sum_30d',
      'count(amount) 30 days AS cnt_30d');
+"""
+
+# The same features as a feature group (the path users take: CREATE FEATURE GROUP, then query it).
+FSTORE_GROUP_SQL = """
+CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '{T}';
+CREATE FEATURE GROUP customer_behavior ENTITY (customer_id) TIMESTAMP transaction_date
+  FROM transactions FEATURES (
+    mean_30d = mean(amount) WINDOW '30 days',
+    sum_30d = sum(amount) WINDOW '30 days',
+    cnt_30d = count(amount) WINDOW '30 days');
+SELECT count(*) AS rows, count(*) - count(mean_30d) AS null_mean, sum(mean_30d) AS sum_mean,
+       sum(sum_30d) AS sum_sum, sum(cnt_30d) AS sum_cnt
+FROM customer_behavior;
 """
 
 DUCK_WINDOW = """
@@ -181,20 +196,21 @@ def wait_child(argv, env=None):
     return wall, ru.ru_maxrss / 1024, "".join(out), "".join(err), os.waitstatus_to_exitcode(status)
 
 
-def run_fstore(T, repeats):
+def run_fstore(T, repeats, engine="fstore"):
+    sql = (FSTORE_GROUP_SQL if engine == "fstore_group" else FSTORE_SQL).format(T=T)
     walls, rss, cs = [], [], None
     for i in range(repeats + 1):
         with tempfile.TemporaryDirectory() as wh:
             wall, peak, out, err, code = wait_child(
-                [FSTORE_BIN, "--warehouse", wh, "sql", "--format", "json", "-c", FSTORE_SQL.format(T=T)],
+                [FSTORE_BIN, "--warehouse", wh, "sql", "--format", "json", "-c", sql],
                 env=dict(os.environ, FSTORE_LOG="warn"))
         if code != 0:
-            return {"engine": "fstore", "error": err.strip()[-800:]}
+            return {"engine": engine, "error": err.strip()[-800:]}
         cs = json.loads(out.strip().splitlines()[-1])
         if i > 0:  # the first run warms the page cache, like the peers' warm-up
             walls.append(wall)
             rss.append(peak)
-    return {"engine": "fstore", "median_s": statistics.median(walls), "runs_s": [round(w, 3) for w in walls],
+    return {"engine": engine, "median_s": statistics.median(walls), "runs_s": [round(w, 3) for w in walls],
             "peak_rss_mb": round(max(rss)), **cs}
 
 
@@ -213,7 +229,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="/tmp/fsdata/s1")
     ap.add_argument("--scale", type=float, default=1.0)
-    ap.add_argument("--engines", default="fstore,polars,duckdb,duckdb_checksum")
+    ap.add_argument("--engines", default="fstore,fstore_group,polars,duckdb,duckdb_checksum")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--child")
     ap.add_argument("--table")
@@ -228,7 +244,7 @@ def main():
     results = []
     for name in a.engines.split(","):
         print(f"== {name}", flush=True)
-        r = run_fstore(T, a.repeats) if name == "fstore" else run_py(name, T, a.repeats)
+        r = run_fstore(T, a.repeats, name) if name.startswith("fstore") else run_py(name, T, a.repeats)
         print(f"   {r}", flush=True)
         results.append(r)
     cols = ["engine", "median_s", "peak_rss_mb", "rows", "null_mean", "sum_mean", "sum_sum", "sum_cnt", "runs_s", "error"]
