@@ -42,6 +42,7 @@ fn every_workflow_runs_on_the_demo_data() {
             .arg(&wh)
             .args(["sql", "-f"])
             .arg(file)
+            .current_dir(dir.path())
             .output()
             .unwrap();
         assert!(
@@ -50,12 +51,12 @@ fn every_workflow_runs_on_the_demo_data() {
             file.display(),
             String::from_utf8_lossy(&out.stderr)
         );
-        check(&wh, file);
+        check(&wh, file, dir.path());
     }
 }
 
 /// What a workflow defined, recomputed another way.
-fn check(wh: &Path, file: &Path) {
+fn check(wh: &Path, file: &Path, cwd: &Path) {
     let name = file.file_name().unwrap().to_string_lossy();
     if name.starts_with("01_") {
         // The 30-day features equal a correlated aggregate over the raw transactions, for
@@ -126,6 +127,47 @@ fn check(wh: &Path, file: &Path) {
                  FROM temporal_split('training_data', 0.2, 'transaction_date')"
             ),
             "true"
+        );
+    }
+    if name.starts_with("03_") {
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let read = |p: PathBuf| {
+            let f = std::fs::File::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let r = SerializedFileReader::new(f).unwrap();
+            let md = r.metadata().file_metadata();
+            let kv: std::collections::BTreeMap<String, String> = md
+                .key_value_metadata()
+                .into_iter()
+                .flatten()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect();
+            (md.num_rows(), kv)
+        };
+        let out = cwd.join("fstore-exports");
+        let (rows, kv) = read(out.join("fraud_detection_v1_v1.parquet"));
+        assert_eq!(kv["fstore.feature_set"], "fraud_detection_v1");
+        assert_eq!(kv["fstore.version"], "1");
+        assert!(kv["fstore.definition"].contains("\"purpose\":\"fraud_detection\""));
+        let january = scalar(
+            wh,
+            "SELECT count(*) FROM transactions WHERE transaction_date < TIMESTAMP '2024-02-01'",
+        );
+        assert_eq!(rows.to_string(), january);
+        let (rows, _) = read(
+            out.join("fraud_detection_v1_v1")
+                .join("customer_behavior.parquet"),
+        );
+        assert_eq!(
+            rows.to_string(),
+            scalar(wh, "SELECT count(*) FROM transactions")
+        );
+        let (rows, _) = read(
+            out.join("fraud_detection_v1_v1")
+                .join("product_features.parquet"),
+        );
+        assert_eq!(
+            rows.to_string(),
+            scalar(wh, "SELECT count(*) FROM products")
         );
     }
 }

@@ -29,6 +29,10 @@ pub async fn run_script(
     let many = statements.len() > 1;
     for (i, stmt) in statements.iter().enumerate() {
         let spinner = spinner(&format!("statement {} …", i + 1));
+        let bar = spinner.clone();
+        engine.set_progress(Some(std::sync::Arc::new(move |m: &str| {
+            bar.set_message(m.to_string())
+        })));
         let result = async {
             let result = engine.execute(stmt, &principal).await?;
             match result.kind {
@@ -37,6 +41,7 @@ pub async fn run_script(
             }
         }
         .await;
+        engine.set_progress(None);
         spinner.finish_and_clear();
         if let Err(e) = result {
             if many {

@@ -128,7 +128,12 @@ pub struct Engine {
     registry: Arc<Registry>,
     catalog: Arc<RegistrySchema>,
     refresh_interval: Duration,
+    progress: std::sync::RwLock<Option<ProgressFn>>,
 }
+
+/// Receives progress of long operations (exports): a short line such as
+/// `exported 1200000 rows (45.1 MB) to s3://bucket/x.parquet`.
+pub type ProgressFn = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,6 +202,7 @@ impl Engine {
             registry,
             catalog,
             refresh_interval,
+            progress: std::sync::RwLock::new(None),
         });
         engine.sync().await?;
         Ok(engine)
@@ -214,6 +220,24 @@ impl Engine {
     /// A snapshot of the session state (for planning).
     pub fn state(&self) -> SessionState {
         self.ctx.state()
+    }
+
+    /// Sets where long operations report progress (the CLI's progress line).
+    pub fn set_progress(&self, listener: Option<ProgressFn>) {
+        *self.progress.write().unwrap_or_else(|e| e.into_inner()) = listener;
+    }
+
+    /// Reports progress of a long operation to the listener (and the log).
+    pub fn progress(&self, message: &str) {
+        tracing::info!("{message}");
+        if let Some(f) = self
+            .progress
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            f(message);
+        }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

@@ -26,6 +26,7 @@
 pub mod at;
 pub mod catalog;
 pub mod exec;
+pub mod export;
 pub mod node;
 pub mod sets;
 pub mod training;

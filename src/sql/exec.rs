@@ -93,6 +93,10 @@ impl Engine {
                 self.sync().await?;
                 self.done(None)
             }
+            FStoreStatement::ExportFeatureSet(e) => {
+                let summary = crate::features::export::export(self, e).await?;
+                self.rows(summary)
+            }
             FStoreStatement::DescribeFeatureSet { reference } => {
                 let state = self.registry().state();
                 self.rows(crate::features::sets::describe_feature_set(

@@ -126,3 +126,42 @@ pub fn parse_describe(w: &mut Words) -> Result<String> {
     }
     Ok(name)
 }
+
+/// `EXPORT FEATURE SET name [VERSION n] TO 'path' [FORMAT parquet]
+/// [FOR ENTITIES 'table' TIMESTAMP 'column']`
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportFeatureSet {
+    /// `name` or `name@n`.
+    pub reference: String,
+    pub path: String,
+    /// The entity table (name or query) and its timestamp column: export a training set.
+    pub entities: Option<(String, String)>,
+}
+
+pub fn parse_export(w: &mut Words) -> Result<ExportFeatureSet> {
+    let reference = parse_describe(w)?;
+    w.expect("TO")?;
+    let path = w.string("the export path ('s3://bucket/prefix/' or a directory)")?;
+    if w.accept("FORMAT") {
+        let format = w.ident("a format")?;
+        if !format.eq_ignore_ascii_case("parquet") {
+            return Err(crate::error::FStoreError::invalid(format!(
+                "EXPORT FEATURE SET: format '{format}' is not supported; use FORMAT parquet"
+            ))
+            .into());
+        }
+    }
+    let entities = if w.accept_seq(&["FOR", "ENTITIES"]) {
+        let table = w.string("the entity table (a name or a query, as a string)")?;
+        w.expect("TIMESTAMP")?;
+        let ts = w.string("the entity table's timestamp column, as a string")?;
+        Some((table, ts))
+    } else {
+        None
+    };
+    Ok(ExportFeatureSet {
+        reference,
+        path,
+        entities,
+    })
+}

@@ -42,6 +42,8 @@ pub enum FStoreStatement {
     CreateFeatureSet(Box<feature_set::CreateFeatureSet>),
     /// `DESCRIBE FEATURE SET name [VERSION n]` (as `name` or `name@n`)
     DescribeFeatureSet { reference: String },
+    /// `EXPORT FEATURE SET …`
+    ExportFeatureSet(Box<feature_set::ExportFeatureSet>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -70,6 +72,9 @@ impl std::fmt::Display for FStoreStatement {
             FStoreStatement::CreateFeatureSet(c) => write!(f, "CREATE FEATURE SET {}", c.name),
             FStoreStatement::DescribeFeatureSet { reference } => {
                 write!(f, "DESCRIBE FEATURE SET {reference}")
+            }
+            FStoreStatement::ExportFeatureSet(e) => {
+                write!(f, "EXPORT FEATURE SET {} TO '{}'", e.reference, e.path)
             }
         }
     }

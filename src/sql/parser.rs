@@ -208,6 +208,15 @@ impl<'a> FStoreParser<'a> {
                 super::feature_set::parse_create(&mut w)?,
             )));
         }
+        if self.peek_words(&["EXPORT", "FEATURE", "SET"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::ExportFeatureSet(Box::new(
+                super::feature_set::parse_export(&mut w)?,
+            )));
+        }
         if self.peek_words(&["DESCRIBE", "FEATURE", "SET"]) {
             self.advance(3);
             let mut w = fg::Words {
