@@ -9,6 +9,7 @@ pub mod exec;
 pub mod feature_group;
 pub mod feature_set;
 pub mod parser;
+pub mod quality;
 
 use datafusion::sql::parser::Statement as DFStatement;
 
@@ -42,6 +43,12 @@ pub enum FStoreStatement {
     CreateFeatureSet(Box<feature_set::CreateFeatureSet>),
     /// `DESCRIBE FEATURE SET name [VERSION n]` (as `name` or `name@n`)
     DescribeFeatureSet { reference: String },
+    /// `CREATE EXPECTATION ON FEATURE …`
+    CreateExpectation(Box<quality::CreateExpectation>),
+    /// `DROP EXPECTATION [IF EXISTS] ON FEATURE …`
+    DropExpectation(Box<quality::DropExpectation>),
+    /// `SET DRIFT BASELINE FOR FEATURE SET …`
+    SetDriftBaseline(Box<quality::SetDriftBaseline>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -70,6 +77,15 @@ impl std::fmt::Display for FStoreStatement {
             FStoreStatement::CreateFeatureSet(c) => write!(f, "CREATE FEATURE SET {}", c.name),
             FStoreStatement::DescribeFeatureSet { reference } => {
                 write!(f, "DESCRIBE FEATURE SET {reference}")
+            }
+            FStoreStatement::CreateExpectation(c) => {
+                write!(f, "CREATE EXPECTATION ON FEATURE {}", c.feature.join("."))
+            }
+            FStoreStatement::DropExpectation(d) => {
+                write!(f, "DROP EXPECTATION ON FEATURE {}", d.feature.join("."))
+            }
+            FStoreStatement::SetDriftBaseline(b) => {
+                write!(f, "SET DRIFT BASELINE FOR FEATURE SET {}", b.set)
             }
         }
     }

@@ -1,0 +1,162 @@
+//! Grammar of the validation and drift statements (SQL.md §6):
+//!
+//! ```sql
+//! CREATE EXPECTATION ON FEATURE [group.]feature (name = value [, name = value …])
+//!   value := number | -number | 'text' | TRUE | FALSE | ('text' | number [, …])
+//! DROP EXPECTATION [IF EXISTS] ON FEATURE [group.]feature [(name [, name …])]
+//! SET DRIFT BASELINE FOR FEATURE SET name [VERSION n] FROM 'start' TO 'end'
+//! ```
+//!
+//! This module only parses; names and values are checked when the statement runs, so an
+//! unknown expectation is an error about the expectation, not a syntax error.
+
+use datafusion::error::Result;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::feature_group::Words;
+use super::parser::expected;
+
+/// A value written in an expectation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExpectationValue {
+    /// A number, as written.
+    Number(String),
+    Text(String),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+impl std::fmt::Display for ExpectationValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectationValue::Number(n) => f.write_str(n),
+            ExpectationValue::Text(t) => write!(f, "'{t}'"),
+            ExpectationValue::Bool(b) => write!(f, "{b}"),
+            ExpectationValue::List(l) => write!(f, "({})", l.join(", ")),
+        }
+    }
+}
+
+/// `CREATE EXPECTATION ON FEATURE …`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateExpectation {
+    /// `feature` or `group.feature`, as written (normalised).
+    pub feature: Vec<String>,
+    pub expectations: Vec<(String, ExpectationValue)>,
+}
+
+/// `DROP EXPECTATION ON FEATURE …`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DropExpectation {
+    pub feature: Vec<String>,
+    /// Empty: every expectation of the feature.
+    pub names: Vec<String>,
+    pub if_exists: bool,
+}
+
+/// `SET DRIFT BASELINE FOR FEATURE SET …`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetDriftBaseline {
+    /// `name` or `name@version`.
+    pub set: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// After `CREATE EXPECTATION`.
+pub fn parse_create(w: &mut Words) -> Result<CreateExpectation> {
+    w.expect("ON")?;
+    w.expect("FEATURE")?;
+    let feature = w.dotted("[group.]feature")?;
+    w.expect_token(Token::LParen, "(")?;
+    let mut expectations = vec![];
+    loop {
+        let name = w.ident("an expectation name")?;
+        w.expect_token(Token::Eq, "=")?;
+        let value = if w.parser.consume_token(&Token::LParen) {
+            let mut list = vec![value_text(w)?];
+            while w.parser.consume_token(&Token::Comma) {
+                list.push(value_text(w)?);
+            }
+            w.expect_token(Token::RParen, "',' or ')'")?;
+            ExpectationValue::List(list)
+        } else {
+            scalar(w)?
+        };
+        expectations.push((name, value));
+        if w.parser.consume_token(&Token::Comma) {
+            continue;
+        }
+        w.expect_token(Token::RParen, "',' or ')'")?;
+        break;
+    }
+    Ok(CreateExpectation {
+        feature,
+        expectations,
+    })
+}
+
+/// After `DROP EXPECTATION`.
+pub fn parse_drop(w: &mut Words) -> Result<DropExpectation> {
+    let if_exists = w.accept_seq(&["IF", "EXISTS"]);
+    w.expect("ON")?;
+    w.expect("FEATURE")?;
+    let feature = w.dotted("[group.]feature")?;
+    let names = if matches!(w.parser.peek_token_ref().token, Token::LParen) {
+        w.ident_list("an expectation name")?
+    } else {
+        vec![]
+    };
+    Ok(DropExpectation {
+        feature,
+        names,
+        if_exists,
+    })
+}
+
+/// After `SET DRIFT BASELINE`.
+pub fn parse_set_baseline(w: &mut Words) -> Result<SetDriftBaseline> {
+    w.expect("FOR")?;
+    w.expect("FEATURE")?;
+    w.expect("SET")?;
+    let set = super::feature_set::parse_describe(w)?;
+    w.expect("FROM")?;
+    let from = w.string("the start of the baseline window ('2024-01-01')")?;
+    w.expect("TO")?;
+    let to = w.string("the end of the baseline window ('2024-01-31')")?;
+    Ok(SetDriftBaseline { set, from, to })
+}
+
+fn scalar(w: &mut Words) -> Result<ExpectationValue> {
+    let t = w.parser.peek_token_ref().clone();
+    let v = match &t.token {
+        Token::Number(n, _) => ExpectationValue::Number(n.clone()),
+        Token::Minus => {
+            w.parser.next_token();
+            let n = w.parser.peek_token_ref().clone();
+            match &n.token {
+                Token::Number(n, _) => ExpectationValue::Number(format!("-{n}")),
+                _ => return Err(expected("a number after '-'", &n)),
+            }
+        }
+        Token::SingleQuotedString(s) => ExpectationValue::Text(s.clone()),
+        Token::Word(word) if word.value.eq_ignore_ascii_case("true") => {
+            ExpectationValue::Bool(true)
+        }
+        Token::Word(word) if word.value.eq_ignore_ascii_case("false") => {
+            ExpectationValue::Bool(false)
+        }
+        _ => return Err(expected("a number, a string, TRUE, FALSE or a list", &t)),
+    };
+    w.parser.next_token();
+    Ok(v)
+}
+
+fn value_text(w: &mut Words) -> Result<String> {
+    match scalar(w)? {
+        ExpectationValue::Number(n) => Ok(n),
+        ExpectationValue::Text(t) => Ok(t),
+        ExpectationValue::Bool(b) => Ok(b.to_string()),
+        ExpectationValue::List(_) => Err(expected("a value", w.parser.peek_token_ref())),
+    }
+}
