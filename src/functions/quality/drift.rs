@@ -332,9 +332,16 @@ impl TableFunctionImpl for CheckDrift {
         let exprs = args.exprs();
         at_most(exprs, 4, f, "feature_set, current [, method [, threshold]]")?;
         let reference = required_string(exprs, 0, f, "feature_set")?;
-        let mut current_args = exprs.to_vec();
-        current_args.remove(0);
-        let current = SourceArg::parse(&current_args, f)?;
+        let current = required_string(exprs, 1, f, "current")?;
+        let current = match current.trim() {
+            "" => {
+                return Err(invalid(format!(
+                    "{f}: argument 2 (current) is empty; give a table, view or feature group name, or a query"
+                )));
+            }
+            t if t.contains(char::is_whitespace) => SourceArg::Query(t.to_string()),
+            t => SourceArg::Relation(t.to_string()),
+        };
         let method =
             Method::parse(&string_arg(exprs, 2, f, "method")?.unwrap_or("ks_test".into()))?;
         let threshold = match literal(exprs, 3, f, "threshold")? {
