@@ -160,3 +160,85 @@ fn value_text(w: &mut Words) -> Result<String> {
         ExpectationValue::List(_) => Err(expected("a value", w.parser.peek_token_ref())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::{FStoreParser, FStoreStatement};
+
+    fn one(sql: &str) -> FStoreStatement {
+        let mut v = FStoreParser::parse_sql(sql).unwrap();
+        assert_eq!(v.len(), 1);
+        v.remove(0).statement
+    }
+
+    fn err(sql: &str) -> String {
+        crate::error::user_message(&FStoreParser::parse_sql(sql).unwrap_err())
+    }
+
+    #[test]
+    fn create_expectation_reads_numbers_strings_booleans_and_lists() {
+        let FStoreStatement::CreateExpectation(c) = one(
+            "create expectation on feature G.amount (min_value = -1.5, max_value = 10000, \
+             allowed_values = ('a', 'b', 3), unique = TRUE, note = 'x')",
+        ) else {
+            panic!("not a CREATE EXPECTATION")
+        };
+        assert_eq!(c.feature, vec!["g", "amount"]);
+        assert_eq!(
+            c.expectations,
+            vec![
+                ("min_value".into(), ExpectationValue::Number("-1.5".into())),
+                ("max_value".into(), ExpectationValue::Number("10000".into())),
+                (
+                    "allowed_values".into(),
+                    ExpectationValue::List(vec!["a".into(), "b".into(), "3".into()])
+                ),
+                ("unique".into(), ExpectationValue::Bool(true)),
+                ("note".into(), ExpectationValue::Text("x".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn drop_expectation_and_set_baseline() {
+        let FStoreStatement::DropExpectation(d) =
+            one("DROP EXPECTATION IF EXISTS ON FEATURE amount (unique, min_value)")
+        else {
+            panic!("not a DROP EXPECTATION")
+        };
+        assert_eq!(d.feature, vec!["amount"]);
+        assert_eq!(d.names, vec!["unique", "min_value"]);
+        assert!(d.if_exists);
+        let FStoreStatement::SetDriftBaseline(b) = one(
+            "SET DRIFT BASELINE FOR FEATURE SET fs VERSION 2 FROM '2024-01-01' TO '2024-01-31'",
+        ) else {
+            panic!("not a SET DRIFT BASELINE")
+        };
+        assert_eq!(
+            *b,
+            SetDriftBaseline {
+                set: "fs@2".into(),
+                from: "2024-01-01".into(),
+                to: "2024-01-31".into()
+            }
+        );
+        // Plain SET still goes to DataFusion.
+        assert!(matches!(
+            one("SET datafusion.execution.batch_size = 1024"),
+            FStoreStatement::DataFusion(_)
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_statement() {
+        assert_eq!(
+            err("SET DRIFT BASELINE FOR FEATURE SET fs FROM 2024 TO '2024-01-31'"),
+            "syntax error in SET DRIFT BASELINE statement: Expected: the start of the baseline window ('2024-01-01'), found: 2024 at Line: 1, Column: 44"
+        );
+        assert_eq!(
+            err("CREATE EXPECTATION ON FEATURE amount ()"),
+            "syntax error in CREATE EXPECTATION statement: Expected: an expectation name, found: ) at Line: 1, Column: 39"
+        );
+    }
+}
