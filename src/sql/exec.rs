@@ -205,10 +205,24 @@ impl Engine {
                     },
                 )
                 .await?;
+                let key = format!("{}@{}", baseline.set, baseline.version);
+                let previous = state.baselines.get(&key).cloned();
                 self.registry()
                     .commit(principal, stmt.sql(), Change::SetDriftBaseline(baseline))
                     .await?;
                 self.sync().await?;
+                // The replaced baseline's files are garbage now (best effort, like tables).
+                for f in previous.iter().flat_map(|b| &b.features) {
+                    if let crate::registry::BaselineSketch::Numeric { path, .. } = &f.sketch
+                        && let Err(e) = self
+                            .warehouse()
+                            .store()
+                            .delete(&self.warehouse().path(path))
+                            .await
+                    {
+                        warn!(file = %path, error = %e, "could not delete a replaced baseline file");
+                    }
+                }
                 self.done(None)
             }
             FStoreStatement::DataFusion(df_stmt) => {

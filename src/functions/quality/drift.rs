@@ -447,7 +447,8 @@ impl TableProvider for DriftTable {
         let mut select = Vec::new();
         let mut checks = Vec::new();
         for b in &self.features {
-            let candidates = [b.feature.clone(), format!("{}__{}", b.group, b.feature)];
+            // `group__feature` first: training_set's name for a feature whose name clashes.
+            let candidates = [format!("{}__{}", b.group, b.feature), b.feature.clone()];
             let Some(i) = candidates.iter().find_map(|c| src.column_index(c)) else {
                 return Err(invalid(format!(
                     "{f}: {} has no column '{}' (feature {}.{}); its columns: {}",
