@@ -87,6 +87,72 @@ fn check(wh: &Path, file: &Path, cwd: &Path) {
             "20000"
         );
     }
+    if name.starts_with("04_") {
+        // validate: the observed values are those of the raw transactions.
+        let jan = "transaction_date >= TIMESTAMP '2024-01-01' AND transaction_date < TIMESTAMP '2024-02-01'";
+        let mar = "transaction_date >= TIMESTAMP '2024-03-01' AND transaction_date < TIMESTAMP '2024-04-01'";
+        assert_eq!(
+            scalar(
+                wh,
+                "WITH v AS (SELECT * FROM validate('fraud_detection_v1') WHERE feature = 'customer_behavior.amount'),
+                      raw AS (SELECT min(amount) AS lo, max(amount) AS hi,
+                                     (count(*) - count(amount)) / CAST(count(*) AS DOUBLE) AS nulls,
+                                     count(*) AS n FROM transactions)
+                 SELECT count(*) FROM v, raw WHERE v.rows_checked = raw.n AND (
+                      (v.expectation = 'min_value' AND CAST(v.observed AS DOUBLE) = raw.lo AND v.passed = (raw.lo >= 0))
+                   OR (v.expectation = 'max_value' AND CAST(v.observed AS DOUBLE) = raw.hi AND v.passed = (raw.hi <= 10000))
+                   OR (v.expectation = 'null_percentage' AND abs(CAST(v.observed AS DOUBLE) - raw.nulls) < 1e-12
+                       AND v.passed = (raw.nulls <= 0.01)))"
+            ),
+            "3",
+            "04: validate differs from the raw transactions"
+        );
+        // March only: amount's NULL fraction decides whether it is listed as a failure.
+        assert_eq!(
+            scalar(
+                wh,
+                &format!(
+                    "SELECT (SELECT count(*) FROM validate('fraud_detection_v1', '2024-03-01', '2024-04-01')
+                             WHERE feature = 'customer_behavior.amount' AND expectation = 'null_percentage' AND NOT passed)
+                          = (SELECT CASE WHEN (count(*) - count(amount)) / CAST(count(*) AS DOUBLE) > 0.01 THEN 1 ELSE 0 END
+                             FROM transactions WHERE {mar})"
+                )
+            ),
+            "true"
+        );
+        // The baseline summarises January.
+        assert_eq!(
+            scalar(
+                wh,
+                &format!(
+                    "SELECT b.rows = t.n AND b.nulls = t.n - t.nn FROM fstore.drift_baselines b,
+                       (SELECT count(*) AS n, count(amount) AS nn FROM transactions WHERE {jan}) t
+                     WHERE b.feature = 'customer_behavior.amount'"
+                )
+            ),
+            "true"
+        );
+        // check_drift (from the stored summary) equals the ks_statistic / ks_pvalue / psi
+        // aggregates over the January rows of the group and the March test set.
+        for feature in ["amount", "tx_count_30d", "amount_mean_30d"] {
+            let same = scalar(
+                wh,
+                &format!(
+                    "WITH ks AS (SELECT statistic, p_value FROM check_drift('fraud_detection_v1', 'test_df', 'ks_test', 0.05)
+                                 WHERE feature = 'customer_behavior.{feature}'),
+                          psi AS (SELECT statistic FROM check_drift('fraud_detection_v1', 'test_df', 'psi', 0.2)
+                                 WHERE feature = 'customer_behavior.{feature}'),
+                          raw AS (SELECT ks_statistic(b, c) AS s, ks_pvalue(b, c) AS p, psi(b, c) AS psi FROM (
+                                    SELECT CAST({feature} AS DOUBLE) AS b, CAST(NULL AS DOUBLE) AS c FROM customer_behavior WHERE {jan}
+                                    UNION ALL SELECT NULL, CAST({feature} AS DOUBLE) FROM test_df))
+                     SELECT abs(ks.statistic - raw.s) < 1e-12 AND abs(ks.p_value - raw.p) <= 1e-12 * greatest(1, raw.p)
+                            AND abs(psi.statistic - raw.psi) < 1e-9
+                     FROM ks, psi, raw"
+                ),
+            );
+            assert_eq!(same, "true", "04: check_drift differs for {feature}");
+        }
+    }
     if name.starts_with("02_") {
         // One example per January transaction, each feature as of its own time.
         assert_eq!(

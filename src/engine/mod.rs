@@ -118,6 +118,7 @@ pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(FeatureGroupExtension),
         Box::new(crate::window::WindowExtension),
         Box::new(crate::functions::selection::SelectionExtension),
+        Box::new(crate::functions::quality::QualityExtension),
     ]
 }
 

@@ -183,12 +183,17 @@ fn spine_col(name: &str) -> Expr {
     Expr::Column(Column::new(Some(TableReference::bare(SPINE)), name))
 }
 
-/// A string bound (start/end) as a value of the spine's time type.
-fn time_bound(text: &str, data_type: &DataType, what: &str) -> Result<Expr> {
+/// A string bound (start/end) of `function` as a value of a time column's type.
+pub(crate) fn time_bound(
+    function: &str,
+    text: &str,
+    data_type: &DataType,
+    what: &str,
+) -> Result<Expr> {
     let value = ScalarValue::Utf8(Some(text.to_string()));
     value.cast_to(data_type).map_err(|_| {
         invalid(format!(
-            "{TRAINING_SET}: {what} '{text}' is not a valid {data_type} (write e.g. '2024-01-01' or '2024-01-01T12:00:00')"
+            "{function}: {what} '{text}' is not a valid {data_type} (write e.g. '2024-01-01' or '2024-01-01T12:00:00')"
         ))
     })?;
     Ok(cast(lit(value), data_type.clone()))
@@ -246,10 +251,10 @@ async fn plan_training_set(
         .project(unqualified)?
         .alias(SPINE)?;
     if let Some(s) = start {
-        builder = builder.filter(spine_col(time).gt_eq(time_bound(s, &time_type, "start")?))?;
+        builder = builder.filter(spine_col(time).gt_eq(time_bound(f, s, &time_type, "start")?))?;
     }
     if let Some(e) = end {
-        builder = builder.filter(spine_col(time).lt(time_bound(e, &time_type, "end")?))?;
+        builder = builder.filter(spine_col(time).lt(time_bound(f, e, &time_type, "end")?))?;
     }
     let mut plan = builder.build()?;
 
@@ -411,7 +416,7 @@ fn relation_or_query(text: &str) -> String {
     }
 }
 
-fn session_state<'a>(session: &'a dyn Session, f: &str) -> Result<&'a SessionState> {
+pub(crate) fn session_state<'a>(session: &'a dyn Session, f: &str) -> Result<&'a SessionState> {
     session
         .as_any()
         .downcast_ref::<SessionState>()
@@ -420,7 +425,7 @@ fn session_state<'a>(session: &'a dyn Session, f: &str) -> Result<&'a SessionSta
 
 /// Runs planning that only touches in-memory catalogs (FStore's catalog resolves tables
 /// without I/O), from a synchronous table-function call.
-fn plan_now<T>(f: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) fn plan_now<T>(f: &str, fut: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     fut.now_or_never().unwrap_or_else(|| {
         Err(invalid(format!(
             "{f}: a relation it reads cannot be resolved while planning"

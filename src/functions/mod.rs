@@ -1,4 +1,5 @@
 //! Table functions (`training_set`, `validate`, …) and the helpers they share.
 
 pub mod args;
+pub mod quality;
 pub mod selection;

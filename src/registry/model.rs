@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::feature_group::{FeatureGroup, Transformation};
 use super::feature_set::{FeatureSetVersion, parse_set_ref};
+use super::quality::{DriftBaseline, FeatureExpectations};
 use crate::error::FStoreError;
 
 /// One committed change: the unit of the append-only log.
@@ -73,6 +74,18 @@ pub enum Change {
     /// `CREATE FEATURE SET`: a new version of the named set (its `version` and `created_at`
     /// are assigned when the record is applied, from the log's order).
     CreateFeatureSet(FeatureSetVersion),
+    /// `CREATE EXPECTATION ON FEATURE group.feature (…)`: adds or replaces the named
+    /// expectations of the feature.
+    CreateExpectation(FeatureExpectations),
+    /// `DROP EXPECTATION ON FEATURE group.feature [(name, …)]`: the named ones, or all when
+    /// `names` is empty.
+    DropExpectation {
+        group: String,
+        feature: String,
+        names: Vec<String>,
+    },
+    /// `SET DRIFT BASELINE FOR FEATURE SET …`: replaces the baseline of that set version.
+    SetDriftBaseline(DriftBaseline),
 }
 
 /// A user who can log in to the server.
@@ -195,6 +208,12 @@ pub struct RegistryState {
     /// Every version of every feature set, oldest first.
     #[serde(default)]
     pub feature_sets: BTreeMap<String, Vec<FeatureSetVersion>>,
+    /// Expectations by `group.feature`.
+    #[serde(default)]
+    pub expectations: BTreeMap<String, FeatureExpectations>,
+    /// Drift baselines by `set@version`.
+    #[serde(default)]
+    pub baselines: BTreeMap<String, DriftBaseline>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -265,6 +284,40 @@ impl RegistryState {
                         "feature '{feature}' not found in feature group '{group}'"
                     )));
                 }
+                Ok(())
+            }
+            Change::CreateExpectation(e) => {
+                let g = self.group(&e.group)?;
+                if !g.feature_names().contains(&e.feature.as_str()) {
+                    return Err(FStoreError::not_found(format!(
+                        "feature '{}' not found in feature group '{}'",
+                        e.feature, e.group
+                    )));
+                }
+                super::quality::check_expectations(g, &e.feature, &e.expectations)
+            }
+            Change::DropExpectation {
+                group,
+                feature,
+                names,
+            } => {
+                let key = format!("{group}.{feature}");
+                let Some(existing) = self.expectations.get(&key) else {
+                    return Err(FStoreError::not_found(format!(
+                        "feature '{key}' has no expectations"
+                    )));
+                };
+                for n in names {
+                    if !existing.expectations.iter().any(|e| e.name() == n) {
+                        return Err(FStoreError::not_found(format!(
+                            "feature '{key}' has no expectation '{n}'"
+                        )));
+                    }
+                }
+                Ok(())
+            }
+            Change::SetDriftBaseline(b) => {
+                self.feature_set(&format!("{}@{}", b.set, b.version))?;
                 Ok(())
             }
             Change::CreateExternalTable(t) => {
@@ -428,6 +481,10 @@ impl RegistryState {
                 )
             }
             Change::CreateFeatureGroup { group, .. } => {
+                // Expectations of features the new definition no longer has go with them.
+                let names = group.feature_names();
+                self.expectations
+                    .retain(|_, e| e.group != group.name || names.contains(&e.feature.as_str()));
                 self.feature_groups.insert(
                     group.name.clone(),
                     Versioned {
@@ -440,6 +497,7 @@ impl RegistryState {
             }
             Change::DropFeatureGroup { name } => {
                 self.feature_groups.remove(name);
+                self.expectations.retain(|_, e| e.group != *name);
                 ("DROP FEATURE GROUP", "feature_group", name.clone())
             }
             Change::AddTransformation {
@@ -470,6 +528,42 @@ impl RegistryState {
                     "feature",
                     format!("{group}.{feature}"),
                 )
+            }
+            Change::CreateExpectation(e) => {
+                let key = format!("{}.{}", e.group, e.feature);
+                self.expectations
+                    .entry(key.clone())
+                    .or_insert_with(|| FeatureExpectations {
+                        group: e.group.clone(),
+                        feature: e.feature.clone(),
+                        expectations: vec![],
+                    })
+                    .merge(&e.expectations);
+                ("CREATE EXPECTATION", "feature", key)
+            }
+            Change::DropExpectation {
+                group,
+                feature,
+                names,
+            } => {
+                let key = format!("{group}.{feature}");
+                if let Some(e) = self.expectations.get_mut(&key) {
+                    if names.is_empty() {
+                        e.expectations.clear();
+                    } else {
+                        e.expectations
+                            .retain(|x| !names.iter().any(|n| n == x.name()));
+                    }
+                    if e.expectations.is_empty() {
+                        self.expectations.remove(&key);
+                    }
+                }
+                ("DROP EXPECTATION", "feature", key)
+            }
+            Change::SetDriftBaseline(b) => {
+                let key = format!("{}@{}", b.set, b.version);
+                self.baselines.insert(key.clone(), b.clone());
+                ("SET DRIFT BASELINE", "feature_set", key)
             }
             Change::Drop { name, relation } => {
                 self.relations.remove(name);

@@ -145,6 +145,90 @@ impl Engine {
                 self.sync().await?;
                 self.done(None)
             }
+            FStoreStatement::CreateExpectation(c) => {
+                let state = self.registry().state();
+                let (group, feature) =
+                    crate::functions::quality::resolve_feature(&state, &c.feature)?;
+                let expectations = crate::functions::quality::expectations_of(&c.expectations)?;
+                let change = Change::CreateExpectation(crate::registry::FeatureExpectations {
+                    group,
+                    feature,
+                    expectations,
+                });
+                self.registry()
+                    .commit(principal, stmt.sql(), change)
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
+            FStoreStatement::DropExpectation(d) => {
+                let state = self.registry().state();
+                let (group, feature) =
+                    crate::functions::quality::resolve_feature(&state, &d.feature)?;
+                for n in &d.names {
+                    if !crate::registry::EXPECTATION_NAMES.contains(&n.as_str()) {
+                        return Err(FStoreError::invalid(format!(
+                            "unknown expectation '{n}'; expectations: {}",
+                            crate::registry::EXPECTATION_NAMES.join(", ")
+                        ))
+                        .into());
+                    }
+                }
+                if d.if_exists
+                    && !state
+                        .expectations
+                        .contains_key(&format!("{group}.{feature}"))
+                {
+                    return self.done(None);
+                }
+                let change = Change::DropExpectation {
+                    group,
+                    feature,
+                    names: d.names.clone(),
+                };
+                self.registry()
+                    .commit(principal, stmt.sql(), change)
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
+            FStoreStatement::SetDriftBaseline(b) => {
+                let state = self.registry().state();
+                let set = state.feature_set(&b.set)?;
+                let session = self.state();
+                let baseline = crate::functions::quality::drift::compute_baseline(
+                    b,
+                    set,
+                    &session,
+                    |dir, plan| async move {
+                        let (files, rows) = self.write_data_file(&dir, plan).await?;
+                        let file = files.into_iter().next().ok_or_else(|| {
+                            FStoreError::new(ErrorKind::Internal, "baseline file not written")
+                        })?;
+                        Ok((file.path, rows))
+                    },
+                )
+                .await?;
+                let key = format!("{}@{}", baseline.set, baseline.version);
+                let previous = state.baselines.get(&key).cloned();
+                self.registry()
+                    .commit(principal, stmt.sql(), Change::SetDriftBaseline(baseline))
+                    .await?;
+                self.sync().await?;
+                // The replaced baseline's files are garbage now (best effort, like tables).
+                for f in previous.iter().flat_map(|b| &b.features) {
+                    if let crate::registry::BaselineSketch::Numeric { path, .. } = &f.sketch
+                        && let Err(e) = self
+                            .warehouse()
+                            .store()
+                            .delete(&self.warehouse().path(path))
+                            .await
+                    {
+                        warn!(file = %path, error = %e, "could not delete a replaced baseline file");
+                    }
+                }
+                self.done(None)
+            }
             FStoreStatement::DataFusion(df_stmt) => {
                 self.execute_datafusion(df_stmt, stmt.sql(), principal)
                     .await
@@ -634,7 +718,11 @@ impl Engine {
 
     /// Writes the result of `plan` as one Parquet file under `dir` and makes it durable.
     /// Returns the file (none when the result is empty) and the number of rows.
-    async fn write_data_file(&self, dir: &str, plan: LogicalPlan) -> Result<(Vec<DataFile>, u64)> {
+    pub(crate) async fn write_data_file(
+        &self,
+        dir: &str,
+        plan: LogicalPlan,
+    ) -> Result<(Vec<DataFile>, u64)> {
         let rel = format!("{dir}/part-{}.parquet", uuid::Uuid::new_v4());
         let url = self.warehouse().url_of(&rel);
         let df = DataFrame::new(self.state(), plan);

@@ -9,6 +9,7 @@ pub mod exec;
 pub mod feature_group;
 pub mod feature_set;
 pub mod parser;
+pub mod quality;
 
 use datafusion::sql::parser::Statement as DFStatement;
 
@@ -44,6 +45,12 @@ pub enum FStoreStatement {
     DescribeFeatureSet { reference: String },
     /// `EXPORT FEATURE SET …`
     ExportFeatureSet(Box<feature_set::ExportFeatureSet>),
+    /// `CREATE EXPECTATION ON FEATURE …`
+    CreateExpectation(Box<quality::CreateExpectation>),
+    /// `DROP EXPECTATION [IF EXISTS] ON FEATURE …`
+    DropExpectation(Box<quality::DropExpectation>),
+    /// `SET DRIFT BASELINE FOR FEATURE SET …`
+    SetDriftBaseline(Box<quality::SetDriftBaseline>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -75,6 +82,15 @@ impl std::fmt::Display for FStoreStatement {
             }
             FStoreStatement::ExportFeatureSet(e) => {
                 write!(f, "EXPORT FEATURE SET {} TO '{}'", e.reference, e.path)
+            }
+            FStoreStatement::CreateExpectation(c) => {
+                write!(f, "CREATE EXPECTATION ON FEATURE {}", c.feature.join("."))
+            }
+            FStoreStatement::DropExpectation(d) => {
+                write!(f, "DROP EXPECTATION ON FEATURE {}", d.feature.join("."))
+            }
+            FStoreStatement::SetDriftBaseline(b) => {
+                write!(f, "SET DRIFT BASELINE FOR FEATURE SET {}", b.set)
             }
         }
     }

@@ -225,6 +225,33 @@ impl<'a> FStoreParser<'a> {
             let reference = super::feature_set::parse_describe(&mut w)?;
             return Ok(FStoreStatement::DescribeFeatureSet { reference });
         }
+        if self.peek_words(&["CREATE", "EXPECTATION"]) {
+            self.advance(2);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::CreateExpectation(Box::new(
+                super::quality::parse_create(&mut w)?,
+            )));
+        }
+        if self.peek_words(&["DROP", "EXPECTATION"]) {
+            self.advance(2);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::DropExpectation(Box::new(
+                super::quality::parse_drop(&mut w)?,
+            )));
+        }
+        if self.peek_words(&["SET", "DRIFT", "BASELINE"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::SetDriftBaseline(Box::new(
+                super::quality::parse_set_baseline(&mut w)?,
+            )));
+        }
         if self.peek_words(&["SHOW", "FEATURE"]) {
             self.advance(2);
             if self.consume_word("GROUPS") {

@@ -19,7 +19,7 @@
 //! These functions only read: they never write the registry or any table.
 
 mod correlation;
-mod exec;
+pub(crate) mod exec;
 mod knn;
 mod moments;
 mod mutual_info;

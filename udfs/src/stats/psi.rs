@@ -53,7 +53,7 @@ static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
 });
 
 /// numpy's default ('linear') quantile of a sorted, non-empty sample.
-pub(crate) fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
+pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     let n = sorted.len();
     let virtual_index = (n - 1) as f64 * q;
     if virtual_index >= (n - 1) as f64 {
@@ -71,7 +71,7 @@ pub(crate) fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
 }
 
 /// PSI of two sorted samples without NaN (both non-empty).
-pub(crate) fn psi_of_sorted(expected: &[f64], actual: &[f64]) -> f64 {
+pub fn psi_of_sorted(expected: &[f64], actual: &[f64]) -> f64 {
     let mut edges: Vec<f64> = (1..BINS)
         .map(|k| quantile_linear(expected, k as f64 / BINS as f64))
         .collect();

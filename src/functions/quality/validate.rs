@@ -1,0 +1,360 @@
+//! `validate(feature_set [, start, end])`: checks every expectation of every feature of a
+//! feature-set version, over the rows of the groups it pins (their TIMESTAMP in
+//! [start, end) when given).
+//!
+//! One pass over the data: for each feature group of the set, one aggregate over the
+//! group's pinned plan computes what every expectation of every feature of that group needs
+//! (`count(*)`, `count(f)`, `min`, `max`, `count(DISTINCT f)`, the count of values outside an
+//! allowed list); the groups' one-row aggregates are cross-joined into one row, which a
+//! [`SelectionExec`] turns into the result rows. EXPLAIN shows that plan.
+//!
+//! Output, one row per feature × expectation (features in the set's order): `feature`
+//! (`group.feature`), `expectation`, `expected` (e.g. `>= 0`), `observed` (the minimum, the
+//! maximum, the NULL fraction, the number of values outside the allowed list, the number of
+//! duplicated values), `passed`, `rows_checked` (the group's rows in the window). When no
+//! row was checked, `observed` and `passed` are NULL: nothing was verified.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result;
+use datafusion::execution::context::SessionState;
+use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast, lit, when};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::error::{ErrorKind, FStoreError, fail};
+use crate::functions::args::{at_most, identify_call};
+use crate::functions::selection::exec::{Accumulate, Analysis, SelectionExec};
+use crate::functions::selection::source::{required_string, string_arg};
+use crate::registry::{Expectation, FeatureGroup, Registry};
+
+pub const FUNCTION: &str = "validate";
+
+fn output_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("feature", DataType::Utf8, false),
+        Field::new("expectation", DataType::Utf8, false),
+        Field::new("expected", DataType::Utf8, false),
+        Field::new("observed", DataType::Utf8, true),
+        Field::new("passed", DataType::Boolean, true),
+        Field::new("rows_checked", DataType::UInt64, false),
+    ]))
+}
+
+/// One feature to check and its expectations.
+#[derive(Debug, Clone)]
+struct FeatureCheck {
+    feature: String,
+    expectations: Vec<Expectation>,
+}
+
+/// One pinned group and the features of the set that have expectations.
+#[derive(Debug, Clone)]
+struct GroupCheck {
+    def: FeatureGroup,
+    features: Vec<FeatureCheck>,
+}
+
+/// `validate(feature_set [, start, end])`.
+#[derive(Debug)]
+pub struct Validate {
+    pub registry: Arc<Registry>,
+}
+
+impl TableFunctionImpl for Validate {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let f = FUNCTION;
+        let exprs = args.exprs();
+        at_most(exprs, 3, f, "feature_set [, start, end]")?;
+        let reference = required_string(exprs, 0, f, "feature_set")?;
+        let start = string_arg(exprs, 1, f, "start")?;
+        let end = string_arg(exprs, 2, f, "end")?;
+        let state = self.registry.state();
+        let set = state
+            .feature_set(&reference)
+            .map_err(|e| FStoreError::new(e.kind, format!("{f}: {}", e.message)))?;
+        // Groups in the order their first feature appears in the set.
+        let mut groups: Vec<GroupCheck> = Vec::new();
+        for r in &set.features {
+            let Some(expected) = state.expectations.get(&r.to_string()) else {
+                continue;
+            };
+            let Some(pinned) = set.groups.get(&r.group) else {
+                return fail(
+                    ErrorKind::Internal,
+                    format!(
+                        "feature set '{}' does not pin group '{}'",
+                        set.name, r.group
+                    ),
+                );
+            };
+            let check = FeatureCheck {
+                feature: r.feature.clone(),
+                expectations: expected.expectations.clone(),
+            };
+            match groups.iter_mut().find(|g| g.def.name == r.group) {
+                Some(g) => g.features.push(check),
+                None => groups.push(GroupCheck {
+                    def: pinned.def.clone(),
+                    features: vec![check],
+                }),
+            }
+        }
+        if groups.is_empty() {
+            return Err(FStoreError::invalid(format!(
+                "{f}: no feature of feature set '{}' version {} has expectations (CREATE EXPECTATION ON FEATURE group.feature (…))",
+                set.name, set.version
+            ))
+            .into());
+        }
+        // Type checks against the pinned definitions (a group may have changed since).
+        for g in &groups {
+            for c in &g.features {
+                crate::registry::check_expectations(&g.def, &c.feature, &c.expectations)
+                    .map_err(|e| FStoreError::new(e.kind, format!("{f}: {}", e.message)))?;
+            }
+        }
+        Ok(Arc::new(ValidateTable {
+            schema: identify_call(&output_schema(), f, exprs),
+            groups,
+            start,
+            end,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct ValidateTable {
+    schema: SchemaRef,
+    groups: Vec<GroupCheck>,
+    start: Option<String>,
+    end: Option<String>,
+}
+
+fn rows_col(gi: usize) -> String {
+    format!("__g{gi}_rows")
+}
+
+fn stat_col(gi: usize, fi: usize, what: &str) -> String {
+    format!("__g{gi}_f{fi}_{what}")
+}
+
+/// The one-row aggregate of every group's checks, cross-joined.
+async fn plan_checks(
+    groups: &[GroupCheck],
+    state: &SessionState,
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<LogicalPlan> {
+    let mut plan: Option<LogicalPlan> = None;
+    for (gi, g) in groups.iter().enumerate() {
+        let rows = super::group_rows(&g.def, state, FUNCTION, start, end).await?;
+        let mut aggs: Vec<Expr> = vec![count(lit(1i64)).alias(rows_col(gi))];
+        for (fi, c) in g.features.iter().enumerate() {
+            let x = crate::features::feature_col(&c.feature);
+            aggs.push(count(x.clone()).alias(stat_col(gi, fi, "nonnull")));
+            for e in &c.expectations {
+                match e {
+                    Expectation::MinValue { .. } => aggs.push(
+                        min(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "min")),
+                    ),
+                    Expectation::MaxValue { .. } => aggs.push(
+                        max(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "max")),
+                    ),
+                    Expectation::AllowedValues { values } => {
+                        let list = values.iter().map(|v| lit(v.clone())).collect();
+                        let outside = cast(x.clone(), DataType::Utf8).in_list(list, true);
+                        aggs.push(
+                            sum(when(outside, lit(1i64)).otherwise(lit(0i64))?)
+                                .alias(stat_col(gi, fi, "outside")),
+                        );
+                    }
+                    Expectation::Unique { .. } => {
+                        aggs.push(count_distinct(x.clone()).alias(stat_col(gi, fi, "distinct")))
+                    }
+                    Expectation::NullPercentage { .. } => {}
+                }
+            }
+        }
+        let agg = LogicalPlanBuilder::from(rows)
+            .aggregate(Vec::<Expr>::new(), aggs)?
+            .build()?;
+        plan = Some(match plan {
+            None => agg,
+            Some(p) => LogicalPlanBuilder::from(p).cross_join(agg)?.build()?,
+        });
+    }
+    plan.ok_or_else(|| FStoreError::new(ErrorKind::Internal, "validate: no groups").into())
+}
+
+#[async_trait]
+impl TableProvider for ValidateTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        session: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let state = crate::features::training::session_state(session, FUNCTION)?;
+        let plan = plan_checks(
+            &self.groups,
+            state,
+            self.start.as_deref(),
+            self.end.as_deref(),
+        )
+        .await?;
+        let input = state.create_physical_plan(&plan).await?;
+        Ok(Arc::new(SelectionExec::try_new(
+            input,
+            Arc::new(Checks {
+                groups: self.groups.clone(),
+            }),
+            Arc::clone(&self.schema),
+            projection.cloned(),
+        )?))
+    }
+}
+
+/// Turns the aggregate row into result rows.
+#[derive(Debug)]
+struct Checks {
+    groups: Vec<GroupCheck>,
+}
+
+impl Analysis for Checks {
+    fn describe(&self) -> String {
+        let n: usize = self
+            .groups
+            .iter()
+            .flat_map(|g| &g.features)
+            .map(|c| c.expectations.len())
+            .sum();
+        format!(
+            "validate: {n} expectations over {} feature groups",
+            self.groups.len()
+        )
+    }
+
+    fn start(&self) -> Result<Box<dyn Accumulate>> {
+        Ok(Box::new(CheckRow {
+            groups: self.groups.clone(),
+            row: None,
+        }))
+    }
+}
+
+struct CheckRow {
+    groups: Vec<GroupCheck>,
+    row: Option<RecordBatch>,
+}
+
+impl CheckRow {
+    fn value(&self, name: &str) -> Result<ScalarValue> {
+        let Some(b) = &self.row else {
+            return fail(
+                ErrorKind::Internal,
+                "validate: the aggregate returned no row",
+            );
+        };
+        let i = b.schema().index_of(name)?;
+        ScalarValue::try_from_array(b.column(i), 0)
+    }
+
+    fn count(&self, name: &str) -> Result<u64> {
+        Ok(match self.value(name)?.cast_to(&DataType::UInt64)? {
+            ScalarValue::UInt64(Some(n)) => n,
+            _ => 0,
+        })
+    }
+
+    fn float(&self, name: &str) -> Result<Option<f64>> {
+        Ok(match self.value(name)?.cast_to(&DataType::Float64)? {
+            ScalarValue::Float64(v) => v,
+            _ => None,
+        })
+    }
+}
+
+impl Accumulate for CheckRow {
+    fn update(&mut self, batch: &RecordBatch) -> Result<usize> {
+        if batch.num_rows() > 0 {
+            self.row = Some(batch.clone());
+        }
+        Ok(0)
+    }
+
+    fn finish(self: Box<Self>, schema: SchemaRef) -> Result<RecordBatch> {
+        let mut feature = Vec::new();
+        let mut expectation = Vec::new();
+        let mut expected = Vec::new();
+        let mut observed: Vec<Option<String>> = Vec::new();
+        let mut passed: Vec<Option<bool>> = Vec::new();
+        let mut rows_checked = Vec::new();
+        for (gi, g) in self.groups.iter().enumerate() {
+            let rows = self.count(&rows_col(gi))?;
+            for (fi, c) in g.features.iter().enumerate() {
+                let nonnull = self.count(&stat_col(gi, fi, "nonnull"))?;
+                for e in &c.expectations {
+                    let (obs, ok) = match e {
+                        Expectation::MinValue { value } => {
+                            let m = self.float(&stat_col(gi, fi, "min"))?;
+                            // All values NULL: no value breaks a bound.
+                            (m.map(|m| m.to_string()), m.is_none_or(|m| m >= *value))
+                        }
+                        Expectation::MaxValue { value } => {
+                            let m = self.float(&stat_col(gi, fi, "max"))?;
+                            (m.map(|m| m.to_string()), m.is_none_or(|m| m <= *value))
+                        }
+                        Expectation::NullPercentage { value } => {
+                            let fraction = (rows - nonnull) as f64 / rows.max(1) as f64;
+                            (Some(fraction.to_string()), fraction <= *value)
+                        }
+                        Expectation::AllowedValues { .. } => {
+                            let n = self.count(&stat_col(gi, fi, "outside"))?;
+                            (Some(format!("{n} outside")), n == 0)
+                        }
+                        Expectation::Unique { value } => {
+                            let distinct = self.count(&stat_col(gi, fi, "distinct"))?;
+                            let dup = nonnull - distinct;
+                            (Some(format!("{dup} duplicates")), !value || dup == 0)
+                        }
+                    };
+                    feature.push(format!("{}.{}", g.def.name, c.feature));
+                    expectation.push(e.name().to_string());
+                    expected.push(e.expected_text());
+                    if rows == 0 {
+                        observed.push(None);
+                        passed.push(None);
+                    } else {
+                        observed.push(obs);
+                        passed.push(Some(ok));
+                    }
+                    rows_checked.push(rows);
+                }
+            }
+        }
+        let columns: Vec<Arc<dyn Array>> = vec![
+            Arc::new(StringArray::from(feature)),
+            Arc::new(StringArray::from(expectation)),
+            Arc::new(StringArray::from(expected)),
+            Arc::new(StringArray::from(observed)),
+            Arc::new(BooleanArray::from(passed)),
+            Arc::new(UInt64Array::from(rows_checked)),
+        ];
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
