@@ -62,7 +62,7 @@ class Server:
 
     def metrics(self):
         """The Prometheus metrics as {name_with_labels: value}."""
-        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()
+        text = urllib.request.urlopen(self.metrics_url, timeout=30).read().decode()
         out = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
@@ -116,9 +116,15 @@ def connect(server, username="admin", password=ADMIN_PASSWORD, **kwargs):
 
 
 def wait_until(predicate, timeout=10.0, interval=0.05):
+    """Polls `predicate` until it holds. A poll that fails (e.g. a metrics request timing out
+    on a loaded machine) counts as "not yet" until the deadline; the last poll's error is
+    raised."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if predicate():
-            return True
+        try:
+            if predicate():
+                return True
+        except OSError:
+            pass
         time.sleep(interval)
     return predicate()

@@ -267,8 +267,11 @@ def _cancel_when(condition, action, timeout=120):
     outcome = {}
 
     def run():
-        outcome["ready"] = wait_until(condition, timeout=timeout)
-        outcome["result"] = action()
+        try:
+            outcome["ready"] = wait_until(condition, timeout=timeout)
+        finally:
+            # Whatever happened while waiting, the stream must not be left running.
+            outcome["result"] = action()
 
     t = threading.Thread(target=run)
     t.start()
