@@ -178,6 +178,31 @@ impl ExecutionPlan for FeatureWindowExec {
     }
 
     #[allow(deprecated)]
+    fn try_swapping_with_projection(
+        &self,
+        projection: &datafusion::physical_plan::projection::ProjectionExec,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        // A projection that only selects columns (keeping their names) is absorbed: the
+        // columns it drops are then neither output nor buffered (a feature group queried for
+        // some of its features keeps only those, as `with_projection` does).
+        let schema = self.schema();
+        let current: Vec<usize> = match &self.projection {
+            Some(p) => p.clone(),
+            None => (0..schema.fields().len()).collect(),
+        };
+        let mut chosen = Vec::with_capacity(projection.expr().len());
+        for e in projection.expr() {
+            let Some(c) = e.expr.downcast_ref::<Column>() else {
+                return Ok(None);
+            };
+            if c.index() >= current.len() || e.alias != *schema.field(c.index()).name() {
+                return Ok(None);
+            }
+            chosen.push(current[c.index()]);
+        }
+        Ok(Some(Arc::new(self.clone().with_projection(Some(chosen))?)))
+    }
+
     fn required_input_distribution(&self) -> Vec<Distribution> {
         self.input_distribution_requirements().into_per_child()
     }
