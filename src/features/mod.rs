@@ -265,6 +265,18 @@ fn window_input_column(i: usize) -> String {
     format!("__fstore_window_input_{i}")
 }
 
+/// The hidden column holding the window input expression `sql`: one per distinct expression,
+/// added to `select` the first time it is seen.
+fn window_input(sql: &str, inputs: &mut Vec<(String, String)>, select: &mut Vec<String>) -> String {
+    if let Some((_, c)) = inputs.iter().find(|(s, _)| s == sql) {
+        return c.clone();
+    }
+    let c = window_input_column(inputs.len());
+    select.push(format!("{sql} AS {}", quote_ident(&c)));
+    inputs.push((sql.to_string(), c.clone()));
+    c
+}
+
 /// The logical plan of a feature group's rows (see the module header).
 pub async fn plan(group: &FeatureGroup, state: &SessionState) -> Result<LogicalPlan> {
     // 1. The source, projected to what the group needs.
@@ -287,15 +299,9 @@ pub async fn plan(group: &FeatureGroup, state: &SessionState) -> Result<LogicalP
                 select.push(format!("{sql} AS {}", quote_ident(&f.name)))
             }
             FeatureKind::Window { agg, input, window } => {
-                let input_col = input.as_ref().map(|sql| {
-                    if let Some((_, c)) = inputs.iter().find(|(s, _)| s == sql) {
-                        return c.clone();
-                    }
-                    let c = window_input_column(inputs.len());
-                    select.push(format!("{sql} AS {}", quote_ident(&c)));
-                    inputs.push((sql.clone(), c.clone()));
-                    c
-                });
+                let input_col = input
+                    .as_ref()
+                    .map(|sql| window_input(sql, &mut inputs, &mut select));
                 specs.push(node::WindowFeature {
                     agg: agg.clone(),
                     input: input_col,
@@ -424,15 +430,9 @@ pub async fn window_events(
             )
             .into());
         };
-        let input_col = input.as_ref().map(|sql| {
-            if let Some((_, c)) = inputs.iter().find(|(s, _)| s == sql) {
-                return c.clone();
-            }
-            let c = window_input_column(inputs.len());
-            select.push(format!("{sql} AS {}", quote_ident(&c)));
-            inputs.push((sql.clone(), c.clone()));
-            c
-        });
+        let input_col = input
+            .as_ref()
+            .map(|sql| window_input(sql, &mut inputs, &mut select));
         features.push(node::WindowFeature {
             agg: agg.clone(),
             input: input_col,
