@@ -3,7 +3,8 @@
 #
 #   1. Debian packages the tests use (only those missing; apt-get as root or with sudo)
 #   2. a Python venv (.venv-test) with the client packages of tests/clients/requirements.txt
-#   3. an S3-compatible server (moto) on a free loopback port, stopped on exit
+#   3. an S3-compatible server (moto) on a free loopback port, stopped on exit (Redis tests
+#      start their own redis-server; the package comes with step 1)
 #   4. cargo fmt --check, cargo clippy -D warnings
 #   5. cargo test: unit tests, the SQL suite (sql/slt), process and S3 tests
 #   6. pytest tests/clients: real Flight SQL clients against a real server (when present)
@@ -15,7 +16,7 @@ mkdir -p "$LOGDIR"
 step() { printf '\n==> %s\n' "$*"; }
 
 step "system packages"
-APT_PACKAGES=(python3-venv curl openssl)
+APT_PACKAGES=(python3-venv curl openssl redis-server)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -49,6 +50,8 @@ export FSTORE_TEST_S3_BUCKET=fstore-test
 export FSTORE_TEST_REQUIRE_S3=1
 curl -sf -X PUT "$FSTORE_TEST_S3_ENDPOINT/$FSTORE_TEST_S3_BUCKET" -o /dev/null
 echo "ok: $FSTORE_TEST_S3_ENDPOINT"
+# Tests of the Redis online store start their own redis-server on a free loopback port.
+export FSTORE_TEST_REQUIRE_REDIS=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

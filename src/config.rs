@@ -27,6 +27,8 @@ pub struct Config {
     pub s3: S3Config,
     /// Flight SQL server settings.
     pub server: ServerConfig,
+    /// The online store: `embedded` (default) or `redis://[:password@]host:port[/db]`.
+    pub online_store: Option<String>,
 }
 
 impl Default for Config {
@@ -37,6 +39,7 @@ impl Default for Config {
             target_partitions: None,
             s3: S3Config::default(),
             server: ServerConfig::default(),
+            online_store: None,
         }
     }
 }

@@ -13,6 +13,8 @@ pub mod error;
 pub mod features;
 pub mod flight;
 pub mod functions;
+pub mod jobs;
+pub mod online;
 pub mod principal;
 pub mod providers;
 pub mod registry;

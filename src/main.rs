@@ -38,6 +38,9 @@ struct Global {
     /// Parallelism of query plans [default: number of cores]
     #[arg(long, global = true)]
     target_partitions: Option<usize>,
+    /// Online store: embedded, or redis://[:password@]host:port[/db] [default: embedded]
+    #[arg(long, global = true, env = "FSTORE_ONLINE_STORE")]
+    online_store: Option<String>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long, global = true, env = "FSTORE_LOG", default_value = "warn")]
     log_level: String,
@@ -112,6 +115,9 @@ fn config_from(global: &Global) -> Result<Config, String> {
     }
     if let Some(p) = global.target_partitions {
         config.target_partitions = Some(p);
+    }
+    if let Some(o) = &global.online_store {
+        config.online_store = Some(o.clone());
     }
     config.memory_limit_bytes().map_err(|e| e.to_string())?;
     Ok(config)

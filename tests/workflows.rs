@@ -87,6 +87,43 @@ fn check(wh: &Path, file: &Path, cwd: &Path) {
             "20000"
         );
     }
+    if name.starts_with("06_") {
+        // Every customer's online row equals its training-set row at the materialization
+        // time, and every customer with transactions is online.
+        let at = "CAST(''2024-03-31T23:59:59'' AS TIMESTAMP)";
+        let offline = format!(
+            "SELECT * EXCLUDE (ts)
+             FROM training_set('customer_online', 'SELECT DISTINCT customer_id, {at} AS ts FROM transactions', 'ts')"
+        );
+        // Lookups take key values (a lookup is never a scan or a join).
+        let keys = scalar(
+            wh,
+            "SELECT string_agg('''' || customer_id || '''', ',') FROM (SELECT DISTINCT customer_id FROM transactions)",
+        );
+        // (a CSV cell: quoted, quotes doubled)
+        let keys = keys.trim_matches('"').replace("\"\"", "\"");
+        let online = format!(
+            "SELECT * EXCLUDE (_feature_ts, _materialized_at)
+             FROM online_features('customer_online') WHERE customer_id IN ({keys})"
+        );
+        assert_eq!(
+            scalar(
+                wh,
+                &format!(
+                    "SELECT (SELECT count(*) FROM ({online} EXCEPT {offline})) + (SELECT count(*) FROM ({offline} EXCEPT {online}))"
+                )
+            ),
+            "0",
+            "06: online rows differ from the training set at the same time"
+        );
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT rows FROM fstore.materializations WHERE feature_set = 'customer_online'"
+            ),
+            scalar(wh, "SELECT count(DISTINCT customer_id) FROM transactions")
+        );
+    }
     if name.starts_with("04_") {
         // validate: the observed values are those of the raw transactions.
         let jan = "transaction_date >= TIMESTAMP '2024-01-01' AND transaction_date < TIMESTAMP '2024-02-01'";

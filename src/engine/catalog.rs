@@ -59,6 +59,11 @@ impl RegistrySchema {
     }
 
     /// Brings the providers up to `state`. Cheap when nothing changed.
+    /// Whether the catalog reflects registry sequence `seq` (false while a sync runs).
+    pub fn is_synced(&self, seq: u64) -> bool {
+        self.synced.try_lock().is_ok_and(|s| *s == seq)
+    }
+
     pub async fn sync(&self, state: &RegistryState, session: &SessionState) -> Result<()> {
         let mut synced = self.synced.lock().await;
         if *synced == state.seq {

@@ -130,6 +130,7 @@ pub struct Engine {
     catalog: Arc<RegistrySchema>,
     refresh_interval: Duration,
     progress: std::sync::RwLock<Option<ProgressFn>>,
+    online: Arc<crate::online::service::OnlineService>,
 }
 
 /// Receives progress of long operations (exports): a short line such as
@@ -187,6 +188,8 @@ impl Engine {
             Duration::from_millis(500)
         };
         let registry = Arc::new(Registry::open(warehouse.clone()).await?);
+        let (store, embedded) = crate::online::open_store(config, &warehouse).await?;
+        let online = Arc::new(crate::online::service::OnlineService::new(store, embedded));
         let catalog = Arc::new(RegistrySchema::new(warehouse));
         let system = Arc::new(SystemSchema::new(Arc::clone(&registry)));
         let fstore = MemoryCatalogProvider::new();
@@ -197,6 +200,16 @@ impl Engine {
             ext.register(&ctx, &registry, &system)?;
             tracing::debug!(extension = ext.name(), "extension registered");
         }
+        // Online serving needs the deployment's store, so it is wired here.
+        system.register(Arc::new(crate::online::tables::MaterializationsTable));
+        system.register(Arc::new(crate::online::tables::OnlineSetsTable));
+        ctx.register_udtf(
+            "online_features",
+            Arc::new(crate::functions::online::OnlineFeatures {
+                registry: Arc::clone(&registry),
+                service: Arc::clone(&online),
+            }),
+        );
         let engine = Arc::new(Engine {
             config: config.clone(),
             ctx,
@@ -204,6 +217,7 @@ impl Engine {
             catalog,
             refresh_interval,
             progress: std::sync::RwLock::new(None),
+            online,
         });
         engine.sync().await?;
         Ok(engine)
@@ -241,6 +255,11 @@ impl Engine {
         }
     }
 
+    /// Online serving: the store, refreshes, lookups.
+    pub fn online(&self) -> &Arc<crate::online::service::OnlineService> {
+        &self.online
+    }
+
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -259,6 +278,11 @@ impl Engine {
     /// Brings the catalog up to the registry's current state.
     pub async fn sync(&self) -> Result<()> {
         let state = self.registry.state();
-        self.catalog.sync(&state, &self.ctx.state()).await
+        // The common case, on every statement: nothing changed (and no session state to
+        // clone for the catalog).
+        if !self.catalog.is_synced(state.seq) {
+            self.catalog.sync(&state, &self.ctx.state()).await?;
+        }
+        self.online.sync(&state).await
     }
 }

@@ -52,15 +52,15 @@ fn invalid(msg: String) -> datafusion::error::DataFusionError {
 
 /// One feature group of a request and the features read from it.
 #[derive(Debug)]
-struct GroupRequest {
-    def: FeatureGroup,
+pub(crate) struct GroupRequest {
+    pub(crate) def: FeatureGroup,
     /// Where the definition comes from, for messages: `feature set 'x' version 2` or None.
     pinned_by: Option<String>,
-    features: Vec<String>,
+    pub(crate) features: Vec<String>,
 }
 
 /// Resolves a feature list against the registry.
-fn resolve_list(state: &RegistryState, list: &str) -> Result<Vec<GroupRequest>> {
+pub(crate) fn resolve_list(state: &RegistryState, list: &str) -> Result<Vec<GroupRequest>> {
     let f = TRAINING_SET;
     let items: Vec<&str> = list
         .split(',')
@@ -220,6 +220,19 @@ async fn plan_training_set(
             ),
         )
     })?;
+    plan_over_spine(state, groups, spine, time, start, end).await
+}
+
+/// The logical plan of a training set over a planned spine (see [`plan_training_set`]).
+pub(crate) async fn plan_over_spine(
+    state: &SessionState,
+    groups: &[GroupRequest],
+    spine: LogicalPlan,
+    time: &str,
+    start: Option<&str>,
+    end: Option<&str>,
+) -> Result<LogicalPlan> {
+    let f = TRAINING_SET;
     let spine_columns: Vec<String> = spine
         .schema()
         .fields()

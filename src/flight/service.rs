@@ -203,6 +203,87 @@ struct Prepared {
     plan: Option<LogicalPlan>,
     dataset_schema: SchemaRef,
     parameter_schema: SchemaRef,
+    /// Set when the statement is an online point lookup by parameters.
+    online: Option<Arc<OnlineFastPath>>,
+}
+
+/// `SELECT <columns> FROM online_features('set') WHERE key = ? [AND key2 = ?]`: executed
+/// as a direct store lookup, without planning (the hot path of online serving).
+#[derive(Debug)]
+struct OnlineFastPath {
+    target: crate::functions::online::OnlineTarget,
+    /// For each key column, the index of the parameter that gives it.
+    params: Vec<usize>,
+    /// The selected columns, as indexes of the target's schema.
+    projection: Vec<usize>,
+}
+
+/// Recognises an [`OnlineFastPath`] in an (unoptimized) prepared plan.
+fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
+    use crate::functions::online::OnlineFeaturesTable;
+    use datafusion::logical_expr::{BinaryExpr, Expr, Operator, utils::split_conjunction};
+    let LogicalPlan::Projection(p) = plan else {
+        return None;
+    };
+    let LogicalPlan::Filter(f) = p.input.as_ref() else {
+        return None;
+    };
+    let scan = match f.input.as_ref() {
+        LogicalPlan::TableScan(s) => s,
+        LogicalPlan::SubqueryAlias(a) => match a.input.as_ref() {
+            LogicalPlan::TableScan(s) => s,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if !scan.filters.is_empty() || scan.fetch.is_some() {
+        return None;
+    }
+    let provider = datafusion::datasource::source_as_provider(&scan.source).ok()?;
+    let table = provider.downcast_ref::<OnlineFeaturesTable>()?;
+    if table.fixed.is_some() {
+        return None;
+    }
+    let target = &table.target;
+    let mut params: Vec<Option<usize>> = vec![None; target.key_columns.len()];
+    for c in split_conjunction(&f.predicate) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
+            return None;
+        };
+        if *op != Operator::Eq {
+            return None;
+        }
+        let (column, placeholder) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), Expr::Placeholder(p)) | (Expr::Placeholder(p), Expr::Column(c)) => {
+                (c, p)
+            }
+            _ => return None,
+        };
+        let k = target.key_columns.iter().position(|k| *k == column.name)?;
+        let index = placeholder
+            .id
+            .strip_prefix('$')?
+            .parse::<usize>()
+            .ok()?
+            .checked_sub(1)?;
+        if params[k].replace(index).is_some() {
+            return None;
+        }
+    }
+    let params = params.into_iter().collect::<Option<Vec<_>>>()?;
+    let projection = p
+        .expr
+        .iter()
+        .map(|e| match e {
+            Expr::Column(c) => target.schema.index_of(&c.name).ok(),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(OnlineFastPath {
+        target: target.clone(),
+        params,
+        projection,
+    })
 }
 
 /// The Flight SQL service.
@@ -215,6 +296,8 @@ pub struct FStoreFlightSql {
     max_concurrent: usize,
     planned: Mutex<BoundedCache<(String, Bytes), DataFrame>>,
     prepared: Mutex<BoundedCache<String, Arc<Prepared>>>,
+    /// Results of online lookups waiting for their `DoGet`.
+    looked_up: Mutex<BoundedCache<(String, Bytes), RecordBatch>>,
 }
 
 impl FStoreFlightSql {
@@ -234,6 +317,7 @@ impl FStoreFlightSql {
             max_concurrent: max_concurrent.max(1),
             planned: Mutex::new(BoundedCache::new(PLAN_CACHE)),
             prepared: Mutex::new(BoundedCache::new(PREPARED_CACHE)),
+            looked_up: Mutex::new(BoundedCache::new(PLAN_CACHE)),
         }
     }
 
@@ -404,12 +488,14 @@ impl FStoreFlightSql {
                     Arc::new(plan.schema().as_arrow().clone())
                 };
                 let parameter_schema = parameter_schema(&plan).map_err(into_status)?;
+                let online = online_fast_path(&plan).map(Arc::new);
                 Prepared {
                     seq,
                     statement: statement.clone(),
                     plan: Some(plan),
                     dataset_schema,
                     parameter_schema,
+                    online,
                 }
             }
             _ => Prepared {
@@ -418,12 +504,61 @@ impl FStoreFlightSql {
                 plan: None,
                 dataset_schema: Arc::new(Schema::empty()),
                 parameter_schema: Arc::new(Schema::empty()),
+                online: None,
             },
         };
         let prepared = Arc::new(prepared);
         self.lock_prepared()
             .put(sql.to_string(), Arc::clone(&prepared));
         Ok(prepared)
+    }
+
+    fn lock_looked_up(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BoundedCache<(String, Bytes), RecordBatch>> {
+        self.looked_up.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs an online lookup statement (see [`OnlineFastPath`]) with its bound row.
+    async fn run_online(
+        &self,
+        prepared: &Prepared,
+        fast: &OnlineFastPath,
+        handle: &PreparedHandle,
+    ) -> Result<RecordBatch, Status> {
+        let Some(batch) = handle.params()? else {
+            return Err(Status::invalid_argument(
+                "the statement has parameters: bind values before executing it",
+            ));
+        };
+        if batch.num_rows() != 1 {
+            return Err(Status::invalid_argument(
+                "a query bound to several parameter rows: bind one row per execution",
+            ));
+        }
+        let values = row_values(&batch, 0, &prepared.parameter_schema)?;
+        let key: Vec<ScalarValue> = fast
+            .params
+            .iter()
+            .map(|&i| values.get(i).cloned().unwrap_or(ScalarValue::Null))
+            .collect();
+        let keys: Vec<crate::online::EntityKey> = crate::online::EntityKey::from_scalars(&key)
+            .into_iter()
+            .collect();
+        let rows = crate::functions::online::lookup(
+            self.engine.online(),
+            &fast.target,
+            &keys,
+            false,
+            Some(&fast.projection),
+        )
+        .await
+        .map_err(into_status)?;
+        Ok(RecordBatch::try_new(
+            Arc::clone(&prepared.dataset_schema),
+            rows.columns().to_vec(),
+        )
+        .unwrap_or(rows))
     }
 
     /// Runs a prepared statement once per bound parameter row (once when unbound).
@@ -963,6 +1098,24 @@ impl FlightSqlService for FStoreFlightSql {
             let principal = self.principal(&request)?;
             let _permit = self.permit()?;
             let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
+            let prepared = self.prepared(&handle.sql).await?;
+            if let Some(fast) = &prepared.online {
+                let batch = self.run_online(&prepared, fast, &handle).await?;
+                let schema = batch.schema();
+                self.lock_looked_up().put(
+                    (
+                        principal.name.clone(),
+                        cmd.prepared_statement_handle.clone(),
+                    ),
+                    batch,
+                );
+                let ticket = any_bytes(&cmd);
+                return Ok(Response::new(self.info(
+                    &schema,
+                    ticket,
+                    request.into_inner(),
+                )?));
+            }
             let mut results = self.run_prepared(&handle, &principal).await?;
             let descriptor = request.into_inner();
             let info = match results.pop() {
@@ -1010,7 +1163,18 @@ impl FlightSqlService for FStoreFlightSql {
                 principal.name.clone(),
                 cmd.prepared_statement_handle.clone(),
             );
+            if let Some(batch) = self.lock_looked_up().take(&key, PLAN_TTL) {
+                return Ok(self.batch_response(batch));
+            }
             let cached = self.lock_planned().take(&key, PLAN_TTL);
+            if cached.is_none() {
+                let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
+                let prepared = self.prepared(&handle.sql).await?;
+                if let Some(fast) = &prepared.online {
+                    let batch = self.run_online(&prepared, fast, &handle).await?;
+                    return Ok(self.batch_response(batch));
+                }
+            }
             let df = match cached {
                 Some(df) => df,
                 None => {

@@ -25,6 +25,7 @@
 pub mod feature_group;
 pub mod feature_set;
 pub mod model;
+pub mod online;
 pub mod quality;
 
 use std::sync::{Arc, RwLock};
@@ -38,6 +39,7 @@ use tracing::{debug, warn};
 pub use feature_group::*;
 pub use feature_set::*;
 pub use model::*;
+pub use online::*;
 pub use quality::*;
 
 use crate::engine::object_stores::{Warehouse, describe_store_error};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::feature_group::{FeatureGroup, Transformation};
 use super::feature_set::{FeatureSetVersion, parse_set_ref};
+use super::online::{MaterializationRun, OnlineConfig, RUNS_KEPT};
 use super::quality::{DriftBaseline, FeatureExpectations};
 use crate::error::FStoreError;
 
@@ -86,6 +87,12 @@ pub enum Change {
     },
     /// `SET DRIFT BASELINE FOR FEATURE SET …`: replaces the baseline of that set version.
     SetDriftBaseline(DriftBaseline),
+    /// `ALTER FEATURE SET … SET ONLINE (…)`: adds or replaces the set's online config.
+    SetOnline(OnlineConfig),
+    /// `ALTER FEATURE SET … SET OFFLINE`.
+    SetOffline { set: String },
+    /// A materialization run finished (successfully or not).
+    Materialized(MaterializationRun),
 }
 
 /// A user who can log in to the server.
@@ -214,6 +221,12 @@ pub struct RegistryState {
     /// Drift baselines by `set@version`.
     #[serde(default)]
     pub baselines: BTreeMap<String, DriftBaseline>,
+    /// Online feature sets by name.
+    #[serde(default)]
+    pub online: BTreeMap<String, OnlineConfig>,
+    /// The latest materialization runs per set, oldest first (at most [`RUNS_KEPT`]).
+    #[serde(default)]
+    pub materializations: BTreeMap<String, Vec<MaterializationRun>>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -320,6 +333,21 @@ impl RegistryState {
                 self.feature_set(&format!("{}@{}", b.set, b.version))?;
                 Ok(())
             }
+            Change::SetOnline(c) => {
+                self.feature_set(&format!("{}@{}", c.set, c.version))?;
+                Ok(())
+            }
+            Change::SetOffline { set } => {
+                if self.online.contains_key(set) {
+                    Ok(())
+                } else {
+                    Err(FStoreError::not_found(format!(
+                        "feature set '{set}' is not online"
+                    )))
+                }
+            }
+            // A run is a fact: it is recorded even if the set went offline meanwhile.
+            Change::Materialized(_) => Ok(()),
             Change::CreateExternalTable(t) => {
                 self.check_create(&t.name, t.replace, RelationKind::Table)
             }
@@ -559,6 +587,32 @@ impl RegistryState {
                     }
                 }
                 ("DROP EXPECTATION", "feature", key)
+            }
+            Change::SetOnline(c) => {
+                let mut c = c.clone();
+                c.since = rec.committed_at;
+                self.online.insert(c.set.clone(), c.clone());
+                (
+                    "SET ONLINE",
+                    "feature_set",
+                    format!("{}@{}", c.set, c.version),
+                )
+            }
+            Change::SetOffline { set } => {
+                self.online.remove(set);
+                ("SET OFFLINE", "feature_set", set.clone())
+            }
+            Change::Materialized(run) => {
+                let runs = self.materializations.entry(run.set.clone()).or_default();
+                runs.push(run.clone());
+                if runs.len() > RUNS_KEPT {
+                    runs.drain(..runs.len() - RUNS_KEPT);
+                }
+                (
+                    "MATERIALIZE",
+                    "feature_set",
+                    format!("{}@{}", run.set, run.version),
+                )
             }
             Change::SetDriftBaseline(b) => {
                 let key = format!("{}@{}", b.set, b.version);

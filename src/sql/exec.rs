@@ -229,6 +229,21 @@ impl Engine {
                 }
                 self.done(None)
             }
+            FStoreStatement::AlterFeatureSet(a) => {
+                self.alter_feature_set(a, stmt.sql(), principal).await
+            }
+            FStoreStatement::RefreshOnline(r) => {
+                let as_of = r
+                    .as_of
+                    .as_deref()
+                    .map(crate::online::service::parse_time)
+                    .transpose()?;
+                let run = self
+                    .online()
+                    .refresh(self, principal, &r.name, as_of, "refresh")
+                    .await?;
+                self.rows(crate::online::service::run_batch(&run)?)
+            }
             FStoreStatement::DataFusion(df_stmt) => {
                 self.execute_datafusion(df_stmt, stmt.sql(), principal)
                     .await
@@ -770,6 +785,61 @@ impl Engine {
                 .await
             {
                 warn!(file = %f.path, error = %e, "could not delete data file of dropped table");
+            }
+        }
+    }
+
+    async fn alter_feature_set(
+        &self,
+        a: &crate::sql::feature_set::AlterFeatureSet,
+        sql: &str,
+        principal: &Principal,
+    ) -> Result<StatementResult> {
+        use crate::sql::feature_set::AlterFeatureSet;
+        let state = self.registry().state();
+        match a {
+            AlterFeatureSet::SetOnline { reference, options } => {
+                let set = state.feature_set(reference)?;
+                crate::online::materialize::set_groups(&state, set)?;
+                let mut config = crate::registry::OnlineConfig {
+                    set: set.name.clone(),
+                    version: set.version,
+                    update_frequency: None,
+                    cache_ttl: None,
+                    since: 0,
+                };
+                for (key, value) in options {
+                    let length = if value.is_empty() {
+                        None
+                    } else {
+                        Some(crate::features::duration_micros(value, key)?)
+                    };
+                    match key.as_str() {
+                        "update_frequency" => config.update_frequency = length,
+                        "cache_ttl" => config.cache_ttl = length,
+                        other => {
+                            return Err(FStoreError::invalid(format!(
+                                "ALTER FEATURE SET … SET ONLINE: unknown option '{other}'; options: update_frequency, cache_ttl"
+                            ))
+                            .into());
+                        }
+                    }
+                }
+                self.registry()
+                    .commit(principal, sql, Change::SetOnline(config))
+                    .await?;
+                self.sync().await?;
+                self.done(None)
+            }
+            AlterFeatureSet::SetOffline { name } => {
+                self.registry()
+                    .commit(principal, sql, Change::SetOffline { set: name.clone() })
+                    .await?;
+                self.sync().await?;
+                if let Err(e) = self.online().store().remove(name).await {
+                    warn!(set = %name, error = %e, "could not remove the online copy of a set taken offline");
+                }
+                self.done(None)
             }
         }
     }

@@ -165,3 +165,85 @@ pub fn parse_export(w: &mut Words) -> Result<ExportFeatureSet> {
         entities,
     })
 }
+
+/// `ALTER FEATURE SET name [VERSION n] SET ONLINE [(update_frequency = '1h', cache_ttl = '30m')]`
+/// or `ALTER FEATURE SET name SET OFFLINE`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterFeatureSet {
+    SetOnline {
+        /// `name` or `name@n`.
+        reference: String,
+        /// Option names (lower case) and values as written.
+        options: Vec<(String, String)>,
+    },
+    SetOffline {
+        name: String,
+    },
+}
+
+impl AlterFeatureSet {
+    pub fn name(&self) -> &str {
+        match self {
+            AlterFeatureSet::SetOnline { reference, .. } => {
+                crate::registry::parse_set_ref(reference).0
+            }
+            AlterFeatureSet::SetOffline { name } => name,
+        }
+    }
+}
+
+/// After `ALTER FEATURE SET`.
+pub fn parse_alter(w: &mut Words) -> Result<AlterFeatureSet> {
+    let reference = parse_describe(w)?;
+    w.expect("SET")?;
+    if w.accept("OFFLINE") {
+        if reference.contains('@') {
+            return Err(crate::error::FStoreError::invalid(
+                "ALTER FEATURE SET … SET OFFLINE takes the set's name, without VERSION",
+            )
+            .into());
+        }
+        return Ok(AlterFeatureSet::SetOffline { name: reference });
+    }
+    w.expect("ONLINE")?;
+    let mut options = vec![];
+    if w.parser.consume_token(&Token::LParen) {
+        loop {
+            let key = w.ident("an option name (update_frequency, cache_ttl)")?;
+            w.expect_token(Token::Eq, "=")?;
+            let t = w.parser.peek_token_ref().clone();
+            let value = match &t.token {
+                Token::SingleQuotedString(s) => s.clone(),
+                Token::Word(word) if word.value.eq_ignore_ascii_case("NULL") => String::new(),
+                _ => return Err(expected("a duration string such as '1h'", &t)),
+            };
+            w.parser.next_token();
+            options.push((key.to_ascii_lowercase(), value));
+            if w.parser.consume_token(&Token::Comma) {
+                continue;
+            }
+            w.expect_token(Token::RParen, "',' or ')'")?;
+            break;
+        }
+    }
+    Ok(AlterFeatureSet::SetOnline { reference, options })
+}
+
+/// `REFRESH ONLINE FEATURE SET name [AS OF 'timestamp']`: materialize now (at the given
+/// time instead of the current one, for backfills and reproducible tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefreshOnline {
+    pub name: String,
+    pub as_of: Option<String>,
+}
+
+/// After `REFRESH ONLINE FEATURE SET`.
+pub fn parse_refresh(w: &mut Words) -> Result<RefreshOnline> {
+    let name = w.ident("a feature set name")?;
+    let as_of = if w.accept_seq(&["AS", "OF"]) {
+        Some(w.string("a timestamp string such as '2024-06-30T00:00:00'")?)
+    } else {
+        None
+    };
+    Ok(RefreshOnline { name, as_of })
+}

@@ -51,6 +51,10 @@ pub enum FStoreStatement {
     DropExpectation(Box<quality::DropExpectation>),
     /// `SET DRIFT BASELINE FOR FEATURE SET …`
     SetDriftBaseline(Box<quality::SetDriftBaseline>),
+    /// `ALTER FEATURE SET … SET ONLINE (…) | SET OFFLINE`
+    AlterFeatureSet(Box<feature_set::AlterFeatureSet>),
+    /// `REFRESH ONLINE FEATURE SET name [AS OF '…']`
+    RefreshOnline(Box<feature_set::RefreshOnline>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -91,6 +95,10 @@ impl std::fmt::Display for FStoreStatement {
             }
             FStoreStatement::SetDriftBaseline(b) => {
                 write!(f, "SET DRIFT BASELINE FOR FEATURE SET {}", b.set)
+            }
+            FStoreStatement::AlterFeatureSet(a) => write!(f, "ALTER FEATURE SET {}", a.name()),
+            FStoreStatement::RefreshOnline(r) => {
+                write!(f, "REFRESH ONLINE FEATURE SET {}", r.name)
             }
         }
     }

@@ -217,6 +217,24 @@ impl<'a> FStoreParser<'a> {
                 super::feature_set::parse_export(&mut w)?,
             )));
         }
+        if self.peek_words(&["ALTER", "FEATURE", "SET"]) {
+            self.advance(3);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::AlterFeatureSet(Box::new(
+                super::feature_set::parse_alter(&mut w)?,
+            )));
+        }
+        if self.peek_words(&["REFRESH", "ONLINE", "FEATURE", "SET"]) {
+            self.advance(4);
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::RefreshOnline(Box::new(
+                super::feature_set::parse_refresh(&mut w)?,
+            )));
+        }
         if self.peek_words(&["DESCRIBE", "FEATURE", "SET"]) {
             self.advance(3);
             let mut w = fg::Words {

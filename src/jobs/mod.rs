@@ -1,0 +1,3 @@
+//! Background jobs of a server: the materialization scheduler.
+
+pub mod scheduler;

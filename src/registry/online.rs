@@ -1,0 +1,69 @@
+//! Online serving as the registry stores it (SQL.md §7): which feature sets are online, with
+//! what schedule and cache TTL, and the record of every materialization run.
+
+use serde::{Deserialize, Serialize};
+
+use super::WindowLength;
+
+/// `ALTER FEATURE SET name [VERSION n] SET ONLINE (update_frequency = …, cache_ttl = …)`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OnlineConfig {
+    /// The feature set's name: its online copy is served under this name.
+    pub set: String,
+    /// The version materialized: the one named, else the latest when the statement ran.
+    pub version: u64,
+    /// Re-materialize on this schedule (None: only on `REFRESH`).
+    pub update_frequency: Option<WindowLength>,
+    /// A served row is at most this old relative to its materialization (None: no limit).
+    pub cache_ttl: Option<WindowLength>,
+    /// When it was set online (µs since the epoch; set when applied).
+    #[serde(default)]
+    pub since: i64,
+}
+
+/// How a materialization run ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One materialization run (`fstore.materializations`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MaterializationRun {
+    pub set: String,
+    pub version: u64,
+    /// `refresh` (a REFRESH statement), `schedule` or `stale` (a lookup past the cache TTL).
+    pub trigger: String,
+    /// `full` or `incremental`.
+    pub mode: String,
+    /// The time features were computed at (µs).
+    pub as_of: i64,
+    /// Wall clock, µs since the epoch.
+    pub started: i64,
+    pub finished: i64,
+    /// Entities materialized (0 when failed).
+    pub rows: u64,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Which store served it (`embedded`, `redis`).
+    #[serde(default)]
+    pub store: String,
+    /// The published snapshot's generation (0 when failed): other servers on the same
+    /// warehouse reload an embedded snapshot when they see a newer one.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// Runs kept per set in the registry state (older ones stay in the log and `fstore.history`).
+pub const RUNS_KEPT: usize = 200;
