@@ -275,6 +275,16 @@ impl Engine {
         self.sync().await
     }
 
+    /// Like [`Engine::refresh`], reading the registry at most once per `min_interval` (the
+    /// online lookup hot path: this process's own changes are visible at once, another
+    /// process's within `min_interval`).
+    pub async fn refresh_within(&self, min_interval: Duration) -> Result<()> {
+        self.registry
+            .refresh(min_interval.max(self.refresh_interval))
+            .await?;
+        self.sync().await
+    }
+
     /// Brings the catalog up to the registry's current state.
     pub async fn sync(&self) -> Result<()> {
         let state = self.registry.state();

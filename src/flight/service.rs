@@ -74,6 +74,8 @@ use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, StatementResult};
 const PLAN_TTL: Duration = Duration::from_secs(30);
 /// Planned queries waiting for their `DoGet`.
 const PLAN_CACHE: usize = 256;
+/// Online lookups read the registry (for other processes' changes) at most this often.
+const HOT_REFRESH: Duration = Duration::from_millis(100);
 /// Prepared statements whose plans are kept.
 const PREPARED_CACHE: usize = 1024;
 
@@ -462,7 +464,18 @@ impl FStoreFlightSql {
 
     /// Plans (or fetches the cached plan of) a prepared statement.
     async fn prepared(&self, sql: &str) -> Result<Arc<Prepared>, Status> {
-        self.engine.refresh().await.map_err(into_status)?;
+        let hot = self
+            .lock_prepared()
+            .get(&sql.to_string(), None)
+            .is_some_and(|p| p.online.is_some());
+        if hot {
+            self.engine
+                .refresh_within(HOT_REFRESH)
+                .await
+                .map_err(into_status)?;
+        } else {
+            self.engine.refresh().await.map_err(into_status)?;
+        }
         let seq = self.engine.registry().state().seq;
         if let Some(p) = self.lock_prepared().get(&sql.to_string(), None)
             && p.seq == seq

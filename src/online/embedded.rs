@@ -173,6 +173,11 @@ impl EmbeddedStore {
         });
     }
 
+    /// The snapshot of `set` being served.
+    pub fn snapshot(&self, set: &str) -> Option<Snapshot> {
+        self.sets.load().get(set).map(|s| s.snapshot.clone())
+    }
+
     /// The in-memory generation of `set`.
     pub fn generation(&self, set: &str) -> Option<u64> {
         self.sets

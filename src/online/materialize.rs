@@ -111,6 +111,18 @@ pub async fn plan(
     as_of: i64,
     materialized_at: i64,
 ) -> Result<LogicalPlan> {
+    plan_for(session, state, set, as_of, materialized_at, None).await
+}
+
+/// [`plan`] for the entities of `only` (a plan of distinct key columns) when given.
+pub async fn plan_for(
+    session: &SessionState,
+    state: &RegistryState,
+    set: &FeatureSetVersion,
+    as_of: i64,
+    materialized_at: i64,
+    only: Option<LogicalPlan>,
+) -> Result<LogicalPlan> {
     let (groups, keys) = set_groups(state, set)?;
     let t = ScalarValue::TimestampMicrosecond(Some(as_of), None);
     // 1. The spine: every entity with an event at or before T.
@@ -154,6 +166,25 @@ pub async fn plan(
                 .collect::<Vec<_>>(),
         )?
         .build()?;
+    let spine = match only {
+        None => spine,
+        Some(only) => {
+            let on: Vec<Expr> = keys
+                .iter()
+                .map(|k| {
+                    col(Column::new(Some("__spine0"), k)).eq(col(Column::new(Some("__only"), k)))
+                })
+                .collect();
+            LogicalPlanBuilder::from(spine)
+                .alias("__spine0")?
+                .join_on(
+                    LogicalPlanBuilder::from(only).alias("__only")?.build()?,
+                    datafusion::logical_expr::JoinType::LeftSemi,
+                    on,
+                )?
+                .build()?
+        }
+    };
     // 2. The training-set plan over that spine.
     let training = plan_over_spine(session, &groups, spine, AS_OF, None, None).await?;
     // 3. Keys, features, then the two bookkeeping columns.
@@ -181,4 +212,64 @@ pub fn schema_of(plan: &LogicalPlan) -> arrow_schema::SchemaRef {
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
     Arc::new(arrow_schema::Schema::new(fields))
+}
+
+/// The entities an incremental refresh from `previous_as_of` to `as_of` recomputes (see
+/// [`super::incremental`]): distinct key columns of the rows of `new_files` (per source
+/// table, warehouse URLs) and of the events in the moving boundaries.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn affected_keys(
+    ctx: &datafusion::prelude::SessionContext,
+    session: &SessionState,
+    groups: &[GroupRequest],
+    keys: &[String],
+    new_files: &[(String, Vec<String>)],
+    lengths: &[i64],
+    previous_as_of: i64,
+    as_of: i64,
+) -> Result<LogicalPlan> {
+    let ts = |v: i64| lit(ScalarValue::TimestampMicrosecond(Some(v), None));
+    let event = || col(Column::new_unqualified(EVENT_TS));
+    let mut in_boundary = event().gt(ts(previous_as_of)).and(event().lt_eq(ts(as_of)));
+    for l in lengths {
+        in_boundary = in_boundary.or(event()
+            .gt(ts(previous_as_of - l - 1))
+            .and(event().lt_eq(ts(as_of - l))));
+    }
+    let key_cols: Vec<Expr> = keys
+        .iter()
+        .map(|k| col(Column::new_unqualified(k)))
+        .collect();
+    let mut parts: Vec<LogicalPlan> = Vec::new();
+    for g in groups {
+        let rows = source_keys(session, &g.def, keys).await?;
+        parts.push(
+            LogicalPlanBuilder::from(rows)
+                .filter(in_boundary.clone())?
+                .project(key_cols.clone())?
+                .build()?,
+        );
+    }
+    for (_, urls) in new_files {
+        if urls.is_empty() {
+            continue;
+        }
+        let df = ctx
+            .read_parquet(
+                urls.clone(),
+                datafusion::prelude::ParquetReadOptions::default(),
+            )
+            .await?;
+        let plan = df.into_unoptimized_plan();
+        let select: Vec<Expr> = keys
+            .iter()
+            .map(|k| datafusion::prelude::ident(k).alias(k))
+            .collect();
+        parts.push(LogicalPlanBuilder::from(plan).project(select)?.build()?);
+    }
+    let mut b = LogicalPlanBuilder::from(parts.remove(0));
+    for p in parts {
+        b = b.union(p)?;
+    }
+    b.distinct()?.build()
 }

@@ -13,6 +13,7 @@
 //! (`--online-store redis://host:port`, for several serving nodes).
 
 pub mod embedded;
+pub mod incremental;
 pub mod key;
 pub mod materialize;
 pub mod redis;

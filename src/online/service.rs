@@ -11,6 +11,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::embedded::EmbeddedStore;
+use super::incremental::SourceMark;
 use super::{OnlineStoreRef, Snapshot, SnapshotInfo};
 use crate::engine::Engine;
 use crate::error::FStoreError;
@@ -191,12 +192,17 @@ impl OnlineService {
         let result = self
             .materialize(engine, &config, as_of, started, generation)
             .await;
+        let (mode, sources) = match &result {
+            Ok((_, mode, sources)) => (mode.to_string(), sources.clone()),
+            Err(_) => ("full".to_string(), vec![]),
+        };
+        let result = result.map(|(rows, _, _)| rows);
         let finished = now_micros();
         let run = MaterializationRun {
             set: set.to_string(),
             version: config.version,
             trigger: trigger.to_string(),
-            mode: "full".to_string(),
+            mode,
             as_of,
             started,
             finished,
@@ -212,6 +218,7 @@ impl OnlineService {
                 .map(|e| crate::error::user_message(e).to_string()),
             store: self.store.kind().to_string(),
             generation: if result.is_ok() { generation } else { 0 },
+            sources,
         };
         let statement = match trigger {
             "refresh" => format!("REFRESH ONLINE FEATURE SET {set}"),
@@ -237,7 +244,8 @@ impl OnlineService {
         }
     }
 
-    /// Computes and publishes one snapshot; returns its row count.
+    /// Computes and publishes one snapshot; returns its row count, the refresh mode and
+    /// the source marks (see [`super::incremental`]).
     async fn materialize(
         &self,
         engine: &Engine,
@@ -245,13 +253,71 @@ impl OnlineService {
         as_of: i64,
         started: i64,
         generation: u64,
-    ) -> Result<u64> {
+    ) -> Result<(u64, &'static str, Vec<SourceMark>)> {
         let state = engine.registry().state();
         let set = state.feature_set(&format!("{}@{}", config.set, config.version))?;
         let session = engine.state();
-        let plan = super::materialize::plan(&session, &state, set, as_of, started).await?;
+        let (groups, keys) = super::materialize::set_groups(&state, set)?;
+        let marks = super::incremental::source_marks(&state, &groups);
+        // Incremental when the previous run of this version is the snapshot served here.
+        let incremental = match (&marks, &self.embedded) {
+            (Some(marks), Some(embedded)) => {
+                let held = embedded.snapshot(&config.set);
+                let previous = state
+                    .materializations
+                    .get(&config.set)
+                    .and_then(|runs| runs.iter().rev().find(|r| r.status == RunStatus::Succeeded));
+                match (held, previous) {
+                    (Some(held), Some(prev))
+                        if prev.version == config.version
+                            && prev.store == self.store.kind()
+                            && prev.generation == held.info.generation
+                            && held.info.version == config.version =>
+                    {
+                        super::incremental::new_files(&state, prev, marks, as_of)
+                            .map(|files| (held, prev.as_of, files))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let (plan, previous) = match incremental {
+            Some((held, previous_as_of, files)) => {
+                let urls: Vec<(String, Vec<String>)> = files
+                    .iter()
+                    .map(|(t, f)| {
+                        (
+                            t.clone(),
+                            f.iter()
+                                .map(|d| engine.warehouse().url_of(&d.path))
+                                .collect(),
+                        )
+                    })
+                    .collect();
+                let lengths = super::incremental::lengths(&groups);
+                let only = super::materialize::affected_keys(
+                    engine.ctx(),
+                    &session,
+                    &groups,
+                    &keys,
+                    &urls,
+                    &lengths,
+                    previous_as_of,
+                    as_of,
+                )
+                .await?;
+                let plan =
+                    super::materialize::plan_for(&session, &state, set, as_of, started, Some(only))
+                        .await?;
+                (plan, Some(held))
+            }
+            None => (
+                super::materialize::plan(&session, &state, set, as_of, started).await?,
+                None,
+            ),
+        };
         let schema = super::materialize::schema_of(&plan);
-        let (_, keys) = super::materialize::set_groups(&state, set)?;
         let df = datafusion::dataframe::DataFrame::new(session, plan);
         let mut stream = df.execute_stream().await?;
         let mut batches = Vec::new();
@@ -269,7 +335,16 @@ impl OnlineService {
                 reported = std::time::Instant::now();
             }
         }
-        let batch = super::embedded::single_batch(&schema, &batches)?;
+        let computed = super::embedded::single_batch(&schema, &batches)?;
+        let mode = if previous.is_some() {
+            "incremental"
+        } else {
+            "full"
+        };
+        let batch = match previous {
+            None => computed,
+            Some(held) => merge(&schema, &held, computed, &keys, started)?,
+        };
         let info = SnapshotInfo {
             set: config.set.clone(),
             version: config.version,
@@ -279,10 +354,65 @@ impl OnlineService {
             generation,
             rows: batch.num_rows() as u64,
         };
+        let rows = batch.num_rows() as u64;
         self.cache_schema(&config.set, config.version, schema);
         self.store.publish(Snapshot { info, batch }).await?;
-        Ok(rows as u64)
+        Ok((rows, mode, marks.unwrap_or_default()))
     }
+}
+
+/// The previous snapshot's rows of entities not recomputed (with the new materialization
+/// time), then the recomputed rows.
+fn merge(
+    schema: &SchemaRef,
+    previous: &Snapshot,
+    computed: datafusion::arrow::array::RecordBatch,
+    keys: &[String],
+    materialized_at: i64,
+) -> Result<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+    let key_text = |batch: &RecordBatch, row: usize| -> Option<String> {
+        let mut parts = Vec::with_capacity(keys.len());
+        for k in keys {
+            let a = batch.column_by_name(k)?;
+            parts.push(super::key::array_text(a.as_ref(), row)?);
+        }
+        Some(super::EntityKey(parts).encoded())
+    };
+    let recomputed: HashSet<String> = (0..computed.num_rows())
+        .filter_map(|r| key_text(&computed, r))
+        .collect();
+    let old = &previous.batch;
+    let keep: BooleanArray = (0..old.num_rows())
+        .map(|r| Some(key_text(old, r).is_none_or(|k| !recomputed.contains(&k))))
+        .collect();
+    let kept = datafusion::arrow::compute::filter_record_batch(old, &keep)?;
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for f in schema.fields() {
+        if f.name() == super::MATERIALIZED_AT {
+            columns.push(Arc::new(
+                TimestampMicrosecondArray::from(vec![materialized_at; kept.num_rows()])
+                    .with_timezone("UTC"),
+            ) as datafusion::arrow::array::ArrayRef);
+        } else {
+            let c = kept.column_by_name(f.name()).ok_or_else(|| {
+                FStoreError::new(
+                    crate::error::ErrorKind::Internal,
+                    format!("the previous online snapshot has no column '{}'", f.name()),
+                )
+            })?;
+            columns.push(if c.data_type() == f.data_type() {
+                Arc::clone(c)
+            } else {
+                datafusion::arrow::compute::cast(c, f.data_type())?
+            });
+        }
+    }
+    let kept = RecordBatch::try_new(Arc::clone(schema), columns)?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        schema,
+        &[kept, computed],
+    )?)
 }
 
 pub fn not_online(set: &str) -> FStoreError {

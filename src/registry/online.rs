@@ -63,6 +63,9 @@ pub struct MaterializationRun {
     /// warehouse reload an embedded snapshot when they see a newer one.
     #[serde(default)]
     pub generation: u64,
+    /// The source tables as this run saw them (for incremental refreshes).
+    #[serde(default)]
+    pub sources: Vec<crate::online::incremental::SourceMark>,
 }
 
 /// Runs kept per set in the registry state (older ones stay in the log and `fstore.history`).
