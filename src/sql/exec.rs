@@ -815,7 +815,19 @@ impl Engine {
                         Some(crate::features::duration_micros(value, key)?)
                     };
                     match key.as_str() {
-                        "update_frequency" => config.update_frequency = length,
+                        "update_frequency" => {
+                            // Every run is a registry record: a schedule faster than this
+                            // would flood the log (and no refresh can keep up with it).
+                            if let Some(l) = &length
+                                && l.micros < MIN_UPDATE_FREQUENCY_MICROS
+                            {
+                                return Err(FStoreError::invalid(format!(
+                                    "update_frequency '{value}' is shorter than the minimum of 1 second"
+                                ))
+                                .into());
+                            }
+                            config.update_frequency = length
+                        }
                         "cache_ttl" => config.cache_ttl = length,
                         other => {
                             return Err(FStoreError::invalid(format!(
@@ -864,6 +876,9 @@ impl Engine {
         })
     }
 }
+
+/// The shortest `update_frequency` of an online feature set.
+const MIN_UPDATE_FREQUENCY_MICROS: i64 = 1_000_000;
 
 /// Whether a plan is a command (it acts when executed) rather than a query (it returns rows).
 pub fn is_command(plan: &LogicalPlan) -> bool {
