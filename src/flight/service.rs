@@ -464,11 +464,8 @@ impl FStoreFlightSql {
 
     /// Plans (or fetches the cached plan of) a prepared statement.
     async fn prepared(&self, sql: &str) -> Result<Arc<Prepared>, Status> {
-        let hot = self
-            .lock_prepared()
-            .get(&sql.to_string(), None)
-            .is_some_and(|p| p.online.is_some());
-        if hot {
+        let cached = self.lock_prepared().get(&sql.to_string(), None);
+        if cached.as_ref().is_some_and(|p| p.online.is_some()) {
             self.engine
                 .refresh_within(HOT_REFRESH)
                 .await
@@ -477,7 +474,7 @@ impl FStoreFlightSql {
             self.engine.refresh().await.map_err(into_status)?;
         }
         let seq = self.engine.registry().state().seq;
-        if let Some(p) = self.lock_prepared().get(&sql.to_string(), None)
+        if let Some(p) = cached
             && p.seq == seq
         {
             return Ok(p);
@@ -577,10 +574,10 @@ impl FStoreFlightSql {
     /// Runs a prepared statement once per bound parameter row (once when unbound).
     async fn run_prepared(
         &self,
+        prepared: &Prepared,
         handle: &PreparedHandle,
         principal: &Principal,
     ) -> Result<Vec<StatementResult>, Status> {
-        let prepared = self.prepared(&handle.sql).await?;
         let Some(plan) = &prepared.plan else {
             let r = self
                 .engine
@@ -1129,7 +1126,7 @@ impl FlightSqlService for FStoreFlightSql {
                     request.into_inner(),
                 )?));
             }
-            let mut results = self.run_prepared(&handle, &principal).await?;
+            let mut results = self.run_prepared(&prepared, &handle, &principal).await?;
             let descriptor = request.into_inner();
             let info = match results.pop() {
                 Some(r) if r.kind == ResultKind::Query && results.is_empty() => {
@@ -1180,19 +1177,16 @@ impl FlightSqlService for FStoreFlightSql {
                 return Ok(self.batch_response(batch));
             }
             let cached = self.lock_planned().take(&key, PLAN_TTL);
-            if cached.is_none() {
-                let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
-                let prepared = self.prepared(&handle.sql).await?;
-                if let Some(fast) = &prepared.online {
-                    let batch = self.run_online(&prepared, fast, &handle).await?;
-                    return Ok(self.batch_response(batch));
-                }
-            }
             let df = match cached {
                 Some(df) => df,
                 None => {
                     let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
-                    let mut results = self.run_prepared(&handle, &principal).await?;
+                    let prepared = self.prepared(&handle.sql).await?;
+                    if let Some(fast) = &prepared.online {
+                        let batch = self.run_online(&prepared, fast, &handle).await?;
+                        return Ok(self.batch_response(batch));
+                    }
+                    let mut results = self.run_prepared(&prepared, &handle, &principal).await?;
                     match (results.pop(), results.is_empty()) {
                         (Some(r), true) if r.kind == ResultKind::Query => r.df,
                         _ => {
@@ -1221,7 +1215,8 @@ impl FlightSqlService for FStoreFlightSql {
                 Some(batch) => handle.with_params(&batch)?,
                 None => handle,
             };
-            let results = self.run_prepared(&handle, &principal).await?;
+            let prepared = self.prepared(&handle.sql).await?;
+            let results = self.run_prepared(&prepared, &handle, &principal).await?;
             let mut total: Option<i64> = None;
             for r in results {
                 let n = match r.kind {

@@ -82,11 +82,11 @@ impl OnlineFeatures {
             }
             return Err(not_online(set).into());
         };
-        let fs = state.feature_set(&format!("{}@{}", config.set, config.version))?;
-        let (_, keys) = crate::online::materialize::set_groups(&state, fs)?;
-        let schema = match self.service.cached_schema(set, config.version) {
-            Some(s) => s,
+        let (schema, keys) = match self.service.cached_shape(set, config.version) {
+            Some(shape) => shape,
             None => {
+                let fs = state.feature_set(&format!("{}@{}", config.set, config.version))?;
+                let (_, keys) = crate::online::materialize::set_groups(&state, fs)?;
                 let session = session_state(session, F)?;
                 let plan = plan_now(
                     F,
@@ -94,8 +94,8 @@ impl OnlineFeatures {
                 )?;
                 let s = crate::online::materialize::schema_of(&plan);
                 self.service
-                    .cache_schema(set, config.version, Arc::clone(&s));
-                s
+                    .cache_shape(set, config.version, Arc::clone(&s), keys.clone());
+                (s, keys)
             }
         };
         Ok(OnlineTarget {

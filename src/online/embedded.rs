@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::arrow::array::{RecordBatch, UInt32Array};
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::ipc::reader::FileReader;
 use datafusion::arrow::ipc::writer::FileWriter;
@@ -294,9 +294,4 @@ impl OnlineStore for EmbeddedStore {
         }
         Ok(())
     }
-}
-
-/// Makes `batch` a record batch of one chunk (snapshots are single batches).
-pub fn single_batch(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<RecordBatch> {
-    datafusion::arrow::compute::concat_batches(schema, batches).map_err(internal)
 }

@@ -18,6 +18,9 @@ use crate::error::FStoreError;
 use crate::principal::Principal;
 use crate::registry::{Change, MaterializationRun, OnlineConfig, RegistryState, RunStatus};
 
+/// An online set version's output schema and key columns.
+pub type Shape = (SchemaRef, Vec<String>);
+
 /// See the module header.
 pub struct OnlineService {
     store: OnlineStoreRef,
@@ -27,8 +30,9 @@ pub struct OnlineService {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sets being refreshed or queued.
     pending: Mutex<HashSet<String>>,
-    /// Output schema per (set, version): versions are immutable, so this never goes stale.
-    schemas: Mutex<HashMap<(String, u64), SchemaRef>>,
+    /// Output schema and key columns per (set, version): versions are immutable, so this
+    /// never goes stale.
+    shapes: Mutex<HashMap<(String, u64), Shape>>,
     requests: mpsc::UnboundedSender<String>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
@@ -53,7 +57,7 @@ impl OnlineService {
             embedded,
             locks: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
-            schemas: Mutex::new(HashMap::new()),
+            shapes: Mutex::new(HashMap::new()),
             requests: tx,
             receiver: Mutex::new(Some(rx)),
         }
@@ -111,20 +115,20 @@ impl OnlineService {
             .remove(set);
     }
 
-    /// The cached output schema of a set version.
-    pub fn cached_schema(&self, set: &str, version: u64) -> Option<SchemaRef> {
-        self.schemas
+    /// The cached output schema and key columns of a set version.
+    pub fn cached_shape(&self, set: &str, version: u64) -> Option<Shape> {
+        self.shapes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&(set.to_string(), version))
             .cloned()
     }
 
-    pub fn cache_schema(&self, set: &str, version: u64, schema: SchemaRef) {
-        self.schemas
+    pub fn cache_shape(&self, set: &str, version: u64, schema: SchemaRef, keys: Vec<String>) {
+        self.shapes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((set.to_string(), version), schema);
+            .insert((set.to_string(), version), (schema, keys));
     }
 
     fn lock_of(&self, set: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -335,7 +339,7 @@ impl OnlineService {
                 reported = std::time::Instant::now();
             }
         }
-        let computed = super::embedded::single_batch(&schema, &batches)?;
+        let computed = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
         let mode = if previous.is_some() {
             "incremental"
         } else {
@@ -355,7 +359,12 @@ impl OnlineService {
             rows: batch.num_rows() as u64,
         };
         let rows = batch.num_rows() as u64;
-        self.cache_schema(&config.set, config.version, schema);
+        self.cache_shape(
+            &config.set,
+            config.version,
+            schema,
+            info.key_columns.clone(),
+        );
         self.store.publish(Snapshot { info, batch }).await?;
         Ok((rows, mode, marks.unwrap_or_default()))
     }

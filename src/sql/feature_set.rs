@@ -77,24 +77,13 @@ pub fn parse_create(w: &mut Words) -> Result<CreateFeatureSet> {
     loop {
         if w.accept("WITH") {
             w.expect_token(Token::LParen, "(")?;
-            loop {
-                let key = w.ident("a metadata key")?;
-                w.expect_token(Token::Eq, "=")?;
-                let t = w.parser.peek_token_ref().clone();
-                let value = match &t.token {
-                    Token::SingleQuotedString(s) => s.clone(),
-                    Token::Number(n, _) => n.clone(),
-                    Token::Word(word) => word.value.clone(),
-                    _ => return Err(expected("a metadata value", &t)),
-                };
-                w.parser.next_token();
-                metadata.insert(key, value);
-                if w.parser.consume_token(&Token::Comma) {
-                    continue;
-                }
-                w.expect_token(Token::RParen, "',' or ')'")?;
-                break;
-            }
+            let pairs = key_values(w, "a metadata key", "a metadata value", |t| match t {
+                Token::SingleQuotedString(s) => Some(s.clone()),
+                Token::Number(n, _) => Some(n.clone()),
+                Token::Word(word) => Some(word.value.clone()),
+                _ => None,
+            })?;
+            metadata.extend(pairs);
         } else if w.accept("TAGS") {
             w.expect_token(Token::LParen, "(")?;
             tags.push(w.string("a tag string")?);
@@ -115,6 +104,32 @@ pub fn parse_create(w: &mut Words) -> Result<CreateFeatureSet> {
         tags,
         description,
     })
+}
+
+/// `key = value, …)` (after the opening parenthesis): the pairs in order, each value read
+/// by `value` from its token.
+fn key_values(
+    w: &mut Words,
+    key_what: &str,
+    value_what: &str,
+    value: impl Fn(&Token) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
+    let mut out = vec![];
+    loop {
+        let key = w.ident(key_what)?;
+        w.expect_token(Token::Eq, "=")?;
+        let t = w.parser.peek_token_ref().clone();
+        let Some(v) = value(&t.token) else {
+            return Err(expected(value_what, &t));
+        };
+        w.parser.next_token();
+        out.push((key, v));
+        if w.parser.consume_token(&Token::Comma) {
+            continue;
+        }
+        w.expect_token(Token::RParen, "',' or ')'")?;
+        return Ok(out);
+    }
 }
 
 /// After `DESCRIBE FEATURE SET`: `name [VERSION n]`, as a set reference (`name@n`).
@@ -208,23 +223,19 @@ pub fn parse_alter(w: &mut Words) -> Result<AlterFeatureSet> {
     w.expect("ONLINE")?;
     let mut options = vec![];
     if w.parser.consume_token(&Token::LParen) {
-        loop {
-            let key = w.ident("an option name (update_frequency, cache_ttl)")?;
-            w.expect_token(Token::Eq, "=")?;
-            let t = w.parser.peek_token_ref().clone();
-            let value = match &t.token {
-                Token::SingleQuotedString(s) => s.clone(),
-                Token::Word(word) if word.value.eq_ignore_ascii_case("NULL") => String::new(),
-                _ => return Err(expected("a duration string such as '1h'", &t)),
-            };
-            w.parser.next_token();
-            options.push((key.to_ascii_lowercase(), value));
-            if w.parser.consume_token(&Token::Comma) {
-                continue;
-            }
-            w.expect_token(Token::RParen, "',' or ')'")?;
-            break;
-        }
+        options = key_values(
+            w,
+            "an option name (update_frequency, cache_ttl)",
+            "a duration string such as '1h'",
+            |t| match t {
+                Token::SingleQuotedString(s) => Some(s.clone()),
+                Token::Word(word) if word.value.eq_ignore_ascii_case("NULL") => Some(String::new()),
+                _ => None,
+            },
+        )?
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
     }
     Ok(AlterFeatureSet::SetOnline { reference, options })
 }

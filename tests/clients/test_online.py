@@ -168,17 +168,25 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
         s.stop()
 
 
-def test_sigkill_restart_serves_at_once(tmp_path, store):
+def refreshed_server(tmp_path, store, ids):
+    """A server over 8k events of 400 customers whose set was refreshed at T; returns it
+    and the online rows of `ids`."""
     write_events(tmp_path / "events", n=8_000, customers=400)
     s = Server(tmp_path / "wh", "--no-auth", *store)
-    ids = list(range(400))
     try:
         with connect(s) as conn, conn.cursor() as cur:
             setup(cur, tmp_path / "events")
             cur.execute(f"REFRESH ONLINE FEATURE SET serving AS OF '{T}'")
-            before = online_rows(cur, ids)
-    finally:
-        assert s.stop(sig=signal.SIGKILL) == -signal.SIGKILL
+            return s, online_rows(cur, ids)
+    except BaseException:
+        s.stop()
+        raise
+
+
+def test_sigkill_restart_serves_at_once(tmp_path, store):
+    ids = list(range(400))
+    s, before = refreshed_server(tmp_path, store, ids)
+    assert s.stop(sig=signal.SIGKILL) == -signal.SIGKILL
     s2 = Server(tmp_path / "wh", "--no-auth", *store)
     try:
         with connect(s2) as conn, conn.cursor() as cur:
@@ -193,14 +201,10 @@ def test_sigkill_restart_serves_at_once(tmp_path, store):
 
 
 def test_failed_refresh_keeps_previous_values(tmp_path, store):
-    write_events(tmp_path / "events", n=8_000, customers=400)
-    s = Server(tmp_path / "wh", "--no-auth", *store)
     ids = list(range(400))
+    s, before = refreshed_server(tmp_path, store, ids)
     try:
         with connect(s) as conn, conn.cursor() as cur:
-            setup(cur, tmp_path / "events")
-            cur.execute(f"REFRESH ONLINE FEATURE SET serving AS OF '{T}'")
-            before = online_rows(cur, ids)
             (tmp_path / "events" / "part-2.parquet").unlink()
             with pytest.raises(Exception) as e:
                 cur.execute("REFRESH ONLINE FEATURE SET serving AS OF '2024-03-20'")
