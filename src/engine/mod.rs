@@ -204,7 +204,7 @@ impl Engine {
         system.register(Arc::new(crate::online::tables::MaterializationsTable));
         system.register(Arc::new(crate::online::tables::OnlineSetsTable));
         ctx.register_udtf(
-            "online_features",
+            crate::functions::online::F,
             Arc::new(crate::functions::online::OnlineFeatures {
                 registry: Arc::clone(&registry),
                 service: Arc::clone(&online),

@@ -52,6 +52,8 @@ pub struct Metrics {
     pub rows_sent: AtomicU64,
     pub queries_rejected: AtomicU64,
     pub queries_cancelled: AtomicU64,
+    /// Online lookups answered straight from the store, without planning a query.
+    pub online_direct_lookups: AtomicU64,
 }
 
 impl Metrics {
@@ -139,7 +141,7 @@ impl Metrics {
                 "fstore_request_duration_seconds_count{{method=\"{m}\"}} {count}"
             );
         }
-        let gauges: [(&str, &str, i64); 5] = [
+        let gauges: [(&str, &str, i64); 6] = [
             (
                 "fstore_active_queries",
                 "Queries currently streaming results.",
@@ -164,6 +166,11 @@ impl Metrics {
                 "fstore_queries_cancelled_total",
                 "Queries cancelled by clients.",
                 self.queries_cancelled.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "fstore_online_direct_lookups_total",
+                "Online lookups answered from the store without planning a query.",
+                self.online_direct_lookups.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, help, v) in gauges {

@@ -76,6 +76,8 @@ const PLAN_TTL: Duration = Duration::from_secs(30);
 const PLAN_CACHE: usize = 256;
 /// Online lookups read the registry (for other processes' changes) at most this often.
 const HOT_REFRESH: Duration = Duration::from_millis(100);
+/// The table function whose literal-key lookups skip planning (see `literal_online`).
+const ONLINE_FUNCTION: &str = crate::functions::online::F;
 /// Prepared statements whose plans are kept.
 const PREPARED_CACHE: usize = 1024;
 
@@ -209,15 +211,45 @@ struct Prepared {
     online: Option<Arc<OnlineFastPath>>,
 }
 
-/// `SELECT <columns> FROM online_features('set') WHERE key = ? [AND key2 = ?]`: executed
-/// as a direct store lookup, without planning (the hot path of online serving).
+/// `SELECT <columns> FROM online_features('set') WHERE key = ? [AND key2 = ?]` (each key
+/// compared with a parameter or a literal): executed as a direct store lookup, without
+/// optimizing or executing a DataFusion plan (the hot path of online serving).
 #[derive(Debug)]
 struct OnlineFastPath {
     target: crate::functions::online::OnlineTarget,
-    /// For each key column, the index of the parameter that gives it.
-    params: Vec<usize>,
+    /// For each key column, where its value comes from.
+    keys: Vec<KeyValue>,
     /// The selected columns, as indexes of the target's schema.
     projection: Vec<usize>,
+}
+
+/// The value a fast-path lookup compares a key column with.
+#[derive(Debug)]
+enum KeyValue {
+    /// The parameter at this index (`$1` is 0).
+    Param(usize),
+    /// A literal written in the statement.
+    Literal(ScalarValue),
+}
+
+impl OnlineFastPath {
+    /// The entity the statement asks for, given the bound parameter values; None when a key
+    /// is NULL (which matches nothing).
+    fn key(&self, params: &[ScalarValue]) -> Result<Option<crate::online::EntityKey>, Status> {
+        let values = self
+            .keys
+            .iter()
+            .map(|k| match k {
+                KeyValue::Literal(v) => Ok(v.clone()),
+                KeyValue::Param(i) => params.get(*i).cloned().ok_or_else(|| {
+                    Status::invalid_argument(
+                        "the statement has parameters: bind values before executing it",
+                    )
+                }),
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok(crate::online::EntityKey::from_scalars(&values))
+    }
 }
 
 /// Recognises an [`OnlineFastPath`] in an (unoptimized) prepared plan.
@@ -247,7 +279,7 @@ fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
         return None;
     }
     let target = &table.target;
-    let mut params: Vec<Option<usize>> = vec![None; target.key_columns.len()];
+    let mut keys: Vec<Option<KeyValue>> = (0..target.key_columns.len()).map(|_| None).collect();
     for c in split_conjunction(&f.predicate) {
         let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
             return None;
@@ -255,24 +287,27 @@ fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
         if *op != Operator::Eq {
             return None;
         }
-        let (column, placeholder) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), Expr::Placeholder(p)) | (Expr::Placeholder(p), Expr::Column(c)) => {
-                (c, p)
-            }
+        let (column, value) = match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), v) | (v, Expr::Column(c)) => (c, v),
             _ => return None,
         };
         let k = target.key_columns.iter().position(|k| *k == column.name)?;
-        let index = placeholder
-            .id
-            .strip_prefix('$')?
-            .parse::<usize>()
-            .ok()?
-            .checked_sub(1)?;
-        if params[k].replace(index).is_some() {
+        let value = match value {
+            Expr::Placeholder(p) => KeyValue::Param(
+                p.id.strip_prefix('$')?
+                    .parse::<usize>()
+                    .ok()?
+                    .checked_sub(1)?,
+            ),
+            // A NULL literal (which matches nothing) is left to the general path.
+            Expr::Literal(v, _) if !v.is_null() => KeyValue::Literal(v.clone()),
+            _ => return None,
+        };
+        if keys[k].replace(value).is_some() {
             return None;
         }
     }
-    let params = params.into_iter().collect::<Option<Vec<_>>>()?;
+    let keys = keys.into_iter().collect::<Option<Vec<_>>>()?;
     let projection = p
         .expr
         .iter()
@@ -283,7 +318,7 @@ fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
         .collect::<Option<Vec<_>>>()?;
     Some(OnlineFastPath {
         target: target.clone(),
-        params,
+        keys,
         projection,
     })
 }
@@ -529,32 +564,15 @@ impl FStoreFlightSql {
         self.looked_up.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs an online lookup statement (see [`OnlineFastPath`]) with its bound row.
+    /// Runs an online lookup statement (see [`OnlineFastPath`]) with the given parameter
+    /// values; the result has the statement's `schema`.
     async fn run_online(
         &self,
-        prepared: &Prepared,
+        schema: &SchemaRef,
         fast: &OnlineFastPath,
-        handle: &PreparedHandle,
+        params: &[ScalarValue],
     ) -> Result<RecordBatch, Status> {
-        let Some(batch) = handle.params()? else {
-            return Err(Status::invalid_argument(
-                "the statement has parameters: bind values before executing it",
-            ));
-        };
-        if batch.num_rows() != 1 {
-            return Err(Status::invalid_argument(
-                "a query bound to several parameter rows: bind one row per execution",
-            ));
-        }
-        let values = row_values(&batch, 0, &prepared.parameter_schema)?;
-        let key: Vec<ScalarValue> = fast
-            .params
-            .iter()
-            .map(|&i| values.get(i).cloned().unwrap_or(ScalarValue::Null))
-            .collect();
-        let keys: Vec<crate::online::EntityKey> = crate::online::EntityKey::from_scalars(&key)
-            .into_iter()
-            .collect();
+        let keys: Vec<crate::online::EntityKey> = fast.key(params)?.into_iter().collect();
         let rows = crate::functions::online::lookup(
             self.engine.online(),
             &fast.target,
@@ -564,11 +582,71 @@ impl FStoreFlightSql {
         )
         .await
         .map_err(into_status)?;
-        Ok(RecordBatch::try_new(
-            Arc::clone(&prepared.dataset_schema),
-            rows.columns().to_vec(),
-        )
-        .unwrap_or(rows))
+        self.metrics
+            .online_direct_lookups
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(RecordBatch::try_new(Arc::clone(schema), rows.columns().to_vec()).unwrap_or(rows))
+    }
+
+    /// Runs a prepared online lookup with its bound row (one row, or none when the
+    /// statement takes no parameters).
+    async fn run_prepared_online(
+        &self,
+        prepared: &Prepared,
+        fast: &OnlineFastPath,
+        handle: &PreparedHandle,
+    ) -> Result<RecordBatch, Status> {
+        let params = match handle.params()? {
+            Some(batch) if batch.num_rows() == 1 => {
+                row_values(&batch, 0, &prepared.parameter_schema)?
+            }
+            Some(batch) if batch.num_rows() > 1 => {
+                return Err(Status::invalid_argument(
+                    "a query bound to several parameter rows: bind one row per execution",
+                ));
+            }
+            _ => vec![],
+        };
+        self.run_online(&prepared.dataset_schema, fast, &params)
+            .await
+    }
+
+    /// `sql`, when it is one online lookup with literal keys (see [`OnlineFastPath`]): its
+    /// result, looked up without optimizing or executing a plan. None for anything else.
+    async fn literal_online(&self, sql: &str) -> Result<Option<RecordBatch>, Status> {
+        // Cheap test first: every other statement goes its usual way untouched.
+        if !sql
+            .as_bytes()
+            .windows(ONLINE_FUNCTION.len())
+            .any(|w| w.eq_ignore_ascii_case(ONLINE_FUNCTION.as_bytes()))
+        {
+            return Ok(None);
+        }
+        let Ok(statements) = self.engine.parse(sql) else {
+            return Ok(None);
+        };
+        let [statement] = statements.as_slice() else {
+            return Ok(None);
+        };
+        let FStoreStatement::DataFusion(stmt) = &statement.statement else {
+            return Ok(None);
+        };
+        self.engine
+            .refresh_within(HOT_REFRESH)
+            .await
+            .map_err(into_status)?;
+        // A statement that does not plan is reported by the general path.
+        let Ok(plan) = self.engine.plan_datafusion(stmt).await else {
+            return Ok(None);
+        };
+        let Some(fast) = online_fast_path(&plan) else {
+            return Ok(None);
+        };
+        if fast.keys.iter().any(|k| matches!(k, KeyValue::Param(_))) {
+            return Ok(None);
+        }
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        self.run_online(&schema, &fast, &[]).await.map(Some)
     }
 
     /// Runs a prepared statement once per bound parameter row (once when unbound).
@@ -889,6 +967,23 @@ impl FlightSqlService for FStoreFlightSql {
         self.observe("get_flight_info_statement", async {
             let principal = self.principal(&request)?;
             let _permit = self.permit()?;
+            if let Some(batch) = self.literal_online(&query.query).await? {
+                let handle = StatementTicket::Query {
+                    sql: query.query.clone(),
+                }
+                .encode();
+                let schema = batch.schema();
+                self.lock_looked_up()
+                    .put((principal.name.clone(), handle.clone()), batch);
+                let ticket = any_bytes(&TicketStatementQuery {
+                    statement_handle: handle,
+                });
+                return Ok(Response::new(self.info(
+                    &schema,
+                    ticket,
+                    request.into_inner(),
+                )?));
+            }
             let (stmt, result) = self.run_all(&query.query, &principal).await?;
             let descriptor = request.into_inner();
             let info = match result.kind {
@@ -927,6 +1022,9 @@ impl FlightSqlService for FStoreFlightSql {
                 StatementTicket::Query { sql } => {
                     let permit = self.permit()?;
                     let key = (principal.name.clone(), ticket.statement_handle.clone());
+                    if let Some(batch) = self.lock_looked_up().take(&key, PLAN_TTL) {
+                        return Ok(self.batch_response(batch));
+                    }
                     let df = self.query_for_ticket(&sql, key, &principal).await?;
                     self.stream(df, request.into_inner().ticket, permit).await
                 }
@@ -1110,7 +1208,7 @@ impl FlightSqlService for FStoreFlightSql {
             let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
             let prepared = self.prepared(&handle.sql).await?;
             if let Some(fast) = &prepared.online {
-                let batch = self.run_online(&prepared, fast, &handle).await?;
+                let batch = self.run_prepared_online(&prepared, fast, &handle).await?;
                 let schema = batch.schema();
                 self.lock_looked_up().put(
                     (
@@ -1183,7 +1281,7 @@ impl FlightSqlService for FStoreFlightSql {
                     let handle = PreparedHandle::decode(&cmd.prepared_statement_handle)?;
                     let prepared = self.prepared(&handle.sql).await?;
                     if let Some(fast) = &prepared.online {
-                        let batch = self.run_online(&prepared, fast, &handle).await?;
+                        let batch = self.run_prepared_online(&prepared, fast, &handle).await?;
                         return Ok(self.batch_response(batch));
                     }
                     let mut results = self.run_prepared(&prepared, &handle, &principal).await?;

@@ -46,7 +46,8 @@ use crate::online::service::{OnlineService, not_online, now_micros};
 use crate::online::{EntityKey, FEATURE_TS, MATERIALIZED_AT};
 use crate::registry::Registry;
 
-const F: &str = "online_features";
+/// The table function's SQL name.
+pub const F: &str = "online_features";
 /// Most keys one lookup may ask for (a composite key's combinations included).
 pub const MAX_KEYS: usize = 100_000;
 

@@ -3,7 +3,8 @@ Redis (a `redis-server` per test on a loopback port): every test runs against bo
 
 - online == offline: after `REFRESH … AS OF T`, every entity's online row equals its
   `training_set` row at T (window aggregates, TTL'd values, a fitted target encoding);
-- the prepared-statement hot path returns the same rows;
+- the hot paths (a prepared statement bound to a key, the key as a literal) return the same
+  rows without planning a query;
 - SIGKILL and restart: lookups are served at once, with the same values;
 - a refresh that fails (a source file removed) leaves the previous values serving and
   records the error;
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import time
 
+import adbc_driver_manager
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -150,20 +152,63 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
             assert nulls["amount"] > 0 and nulls["amount"] < len(offline)
             assert sum(1 for r in online.values() if r["cnt_7d"] == 0) > 0
 
-            # The prepared statement (the hot path): same rows, and no row for a missing key.
+            # The hot paths, answered from the store without planning (counted by
+            # fstore_online_direct_lookups_total): a prepared statement bound to a key, and
+            # the same statement with the key written as a literal. Same rows as the general
+            # path, the same schema, and no row for a missing key.
+            direct = "fstore_online_direct_lookups_total"
+            before = s.metrics()[direct]
+            general = query(cur, "SELECT * FROM online_features('serving') WHERE customer_id IN (1, 2)")
+            assert s.metrics()[direct] == before
             sql = "SELECT * FROM online_features('serving') WHERE customer_id = ?"
-            for cid in list(offline)[:300] + [999_999]:
-                got = query(cur, sql, (cid,)).to_pylist()
-                if cid == 999_999:
-                    assert got == []
-                    continue
-                assert len(got) == 1
-                for f in FEATURES + ["_feature_ts", "_materialized_at"]:
-                    assert same(got[0][f], online[cid][f]), (cid, f)
-            # A projection and a composite of key and other filters go the general way.
-            got = query(cur, "SELECT amount, cnt_7d FROM online_features('serving') WHERE customer_id = ? AND cnt_7d >= 0",
-                        (next(iter(offline)),)).to_pylist()
-            assert len(got) == 1
+            ids = list(offline)[:300] + [999_999]
+            for cid in ids:
+                prepared = query(cur, sql, (cid,))
+                literal = query(cur, f"SELECT * FROM online_features('serving') WHERE customer_id = {cid}")
+                assert prepared.schema == literal.schema == general.schema
+                for got in (prepared.to_pylist(), literal.to_pylist()):
+                    if cid == 999_999:
+                        assert got == []
+                        continue
+                    assert len(got) == 1
+                    for f in FEATURES + ["_feature_ts", "_materialized_at"]:
+                        assert same(got[0][f], online[cid][f]), (cid, f)
+            assert s.metrics()[direct] == before + 2 * len(ids)
+            # A plain statement, not prepared (GetFlightInfo of CommandStatementQuery, then
+            # DoGet: ADBC's low-level API sends that).
+            stmt = adbc_driver_manager.AdbcStatement(conn.adbc_connection)
+            try:
+                for cid in ids[:50] + [999_999]:
+                    stmt.set_sql_query(f"SELECT * FROM online_features('serving') WHERE customer_id = {cid}")
+                    handle, _ = stmt.execute_query()
+                    got = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+                    assert got.schema == general.schema
+                    assert [r["customer_id"] for r in got.to_pylist()] == ([] if cid == 999_999 else [cid])
+                    if cid != 999_999:
+                        for f in FEATURES + ["_feature_ts", "_materialized_at"]:
+                            assert same(got.to_pylist()[0][f], online[cid][f]), (cid, f)
+            finally:
+                stmt.close()
+            before += 51
+            assert s.metrics()[direct] == before + 2 * len(ids)
+            # A projection, a key written as text, and the key on the left.
+            cid = ids[7]
+            got = query(cur, f"SELECT amount, customer_id FROM online_features('serving') WHERE '{cid}' = customer_id")
+            assert got.column_names == ["amount", "customer_id"]
+            assert got.to_pylist() == [{"amount": online[cid]["amount"], "customer_id": cid}]
+            assert s.metrics()[direct] == before + 2 * len(ids) + 1
+            # Other filters next to the key go the general way, with the same answer.
+            for sql_other, params in [
+                ("SELECT amount, cnt_7d FROM online_features('serving') WHERE customer_id = ? AND cnt_7d >= 0", (cid,)),
+                (f"SELECT amount, cnt_7d FROM online_features('serving') WHERE customer_id = {cid} AND cnt_7d >= 0", None),
+            ]:
+                got = query(cur, sql_other, params).to_pylist()
+                assert got == [{"amount": online[cid]["amount"], "cnt_7d": online[cid]["cnt_7d"]}]
+            assert s.metrics()[direct] == before + 2 * len(ids) + 1
+            # A lookup with a NULL key or of a set that is not online is not a fast path.
+            assert query(cur, "SELECT * FROM online_features('serving') WHERE customer_id = NULL").num_rows == 0
+            with pytest.raises(Exception, match="'nope' not found"):
+                query(cur, "SELECT * FROM online_features('nope') WHERE customer_id = 1")
     finally:
         s.stop()
 
