@@ -64,11 +64,14 @@ import tempfile
 import time
 import traceback
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+
 AS_OF = "2024-06-30T00:00:00"
 EVENTS_PER_CUSTOMER = 3
 SEGMENTS = ["bronze", "silver", "gold", "platinum"]
 FEATURES = ["spend_7d", "orders_30d", "segment", "score"]
 FSTORE_LOOKUP_SQL = "SELECT * FROM online_features('bench_online') WHERE customer_id = ?"
+FSTORE_LITERAL_SQL = "SELECT * FROM online_features('bench_online') WHERE customer_id = {cid}"
 FEAST_VIEW = "customer_stats"
 FEAST_FEATURES = [f"{FEAST_VIEW}:{f}" for f in FEATURES]
 THROUGHPUT_WARMUP = 50  # lookups per client process before the clock starts
@@ -76,10 +79,12 @@ THROUGHPUT_WARMUP = 50  # lookups per client process before the clock starts
 ENGINES = {  # key -> label in the table, in table order
     "fstore_embedded": "FStore, embedded store (ADBC)",
     "fstore_redis": "FStore, Redis store (ADBC)",
+    "fstore_embedded_plain": "FStore, embedded store (ADBC, plain statement)",
     "fstore_embedded_native": "FStore, embedded store (native Flight SQL client)",
     "fstore_redis_native": "FStore, Redis store (native Flight SQL client)",
     "feast_http": "Feast `feast serve`, SQLite (HTTP)",
     "feast_sdk": "Feast SDK in process, SQLite",
+    "noop_adbc": "No-op Flight SQL server (ADBC, prepared): the client's floor",
 }
 
 
@@ -286,6 +291,27 @@ def open_client(kind, target):
             conn.close()
         return lookup, close
 
+    if kind == "fstore_plain":
+        # ADBC's low-level API: a plain statement with the key as a literal, not prepared
+        # (GetFlightInfo + DoGet; the DB-API cursor would prepare each new SQL text).
+        import adbc_driver_flightsql
+        import adbc_driver_manager
+        import pyarrow as pa
+        db = adbc_driver_flightsql.connect(target)
+        conn = adbc_driver_manager.AdbcConnection(db)
+        stmt = adbc_driver_manager.AdbcStatement(conn)
+
+        def lookup(cid):
+            stmt.set_sql_query(FSTORE_LITERAL_SQL.format(cid=int(cid)))
+            handle, _ = stmt.execute_query()
+            return pa.RecordBatchReader._import_from_c(handle.address).read_all()
+
+        def close():
+            stmt.close()
+            conn.close()
+            db.close()
+        return lookup, close
+
     if kind == "feast_http":
         import requests
         session = requests.Session()
@@ -485,8 +511,8 @@ def fstore_setup(uri, parquet_path):
         return time.perf_counter() - t0
 
 
-def fstore_check(engine, uri, data, check_ids):
-    lookup, close = open_client("fstore", uri)
+def fstore_check(engine, uri, data, check_ids, kind="fstore"):
+    lookup, close = open_client(kind, uri)
     try:
         tables = []
         for cid in check_ids:
@@ -533,6 +559,19 @@ def bench_fstore(engine, args, data, ids, check_ids, work, online_store=None, re
             result["native"] = native
             print(f"  {engine}: native client {fmt_latency(native['latency'])}, "
                   f"{native['throughput']['lookups_per_s']:.0f} lookups/s", flush=True)
+        if online_store is None:
+            # The same lookups as plain statements (two calls instead of three).
+            plain = fstore_check(engine, uri, data, check_ids, kind="fstore_plain")
+            for cid, mine, prepared in zip(check_ids, plain, tables):
+                if comparable(mine) != comparable(prepared):
+                    raise AssertionError(f"{engine} plain statement: customer {cid}: "
+                                         f"{comparable(mine)} != {comparable(prepared)}")
+            result["plain"] = {"materialize_s": refresh_s,
+                               "latency": bench_engine("fstore_plain", uri, ids, args)}
+            result["plain"]["throughput"] = measure_throughput(
+                "fstore_plain", uri, args.entities, args.concurrency, args.duration)
+            print(f"  {engine}: plain statement {fmt_latency(result['plain']['latency'])}, "
+                  f"{result['plain']['throughput']['lookups_per_s']:.0f} lookups/s", flush=True)
         return result, tables
     finally:
         stop_process(proc)
@@ -557,6 +596,26 @@ def native_client(args, uri):
     r = json.loads(out.strip().splitlines()[-1])
     return {"latency": {k: r[k] for k in ("p50_ms", "p99_ms", "p999_ms", "mean_ms")},
             "throughput": {"lookups_per_s": r["throughput_per_s"], "tasks": r["concurrency"]}}
+
+
+def bench_noop(args, ids, work):
+    """The ADBC prepared lookup against benches/noop_flight_sql.py, a server that does no
+    work: the client's and the transport's own cost on this machine (latency only: the
+    server's handlers are Python, so its throughput says nothing about a real server)."""
+    port = free_port()
+    log_path = os.path.join(work, "noop.log")
+    proc = start_process([sys.executable, os.path.join(HERE, "noop_flight_sql.py"), str(port)],
+                         log_path)
+    try:
+        wait_until(lambda: port_open(port), proc, "noop Flight SQL server", log_path)
+        uri = f"grpc://127.0.0.1:{port}"
+        if open_client("fstore", uri)[0](1).num_rows != 1:
+            raise AssertionError("noop server: expected one row")
+        latency = bench_engine("fstore", uri, ids, args)
+        print(f"  noop_adbc: latency {fmt_latency(latency)}", flush=True)
+        return {"latency": latency}
+    finally:
+        stop_process(proc)
 
 
 def start_redis(work):
@@ -738,13 +797,13 @@ def markdown_table(engines, args):
         r = engines.get(key)
         if r is None:
             continue
-        lat, tp = r["latency"], r["throughput"]
-        tput = f"{tp['lookups_per_s']:,.0f}"
-        if "server_workers" in tp:
+        lat, tp = r["latency"], r.get("throughput")
+        tput = f"{tp['lookups_per_s']:,.0f}" if tp else "–"
+        if tp and "server_workers" in tp:
             tput += f" (w={tp['server_workers']})"
+        materialize = f"{r['materialize_s']:.2f}" if "materialize_s" in r else "–"
         lines.append(f"| {label} | {lat['p50_ms']:.3f} | {lat['p99_ms']:.3f} | "
-                     f"{lat['p999_ms']:.3f} | {lat['mean_ms']:.3f} | {tput} | "
-                     f"{r['materialize_s']:.2f} |")
+                     f"{lat['p999_ms']:.3f} | {lat['mean_ms']:.3f} | {tput} | {materialize} |")
     return "\n".join(lines)
 
 
@@ -815,6 +874,9 @@ def main():
                             materialize_s=engines["fstore_redis"]["materialize_s"])
                 finally:
                     stop_process(redis_proc)
+            if "plain" in engines["fstore_embedded"]:
+                engines["fstore_embedded_plain"] = engines["fstore_embedded"].pop("plain")
+            engines["noop_adbc"] = bench_noop(args, ids, work)
         if not args.skip_feast:
             engines.update(bench_feast(args, data, ids, check_ids, work))
 

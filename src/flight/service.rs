@@ -61,6 +61,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::auth::{Authenticator, decode_basic};
+use super::fast_path::{OnlineFastPath, online_fast_path, parameterize};
 use super::metadata;
 use super::metrics::Metrics;
 use super::status::into_status;
@@ -211,118 +212,6 @@ struct Prepared {
     online: Option<Arc<OnlineFastPath>>,
 }
 
-/// `SELECT <columns> FROM online_features('set') WHERE key = ? [AND key2 = ?]` (each key
-/// compared with a parameter or a literal): executed as a direct store lookup, without
-/// optimizing or executing a DataFusion plan (the hot path of online serving).
-#[derive(Debug)]
-struct OnlineFastPath {
-    target: crate::functions::online::OnlineTarget,
-    /// For each key column, where its value comes from.
-    keys: Vec<KeyValue>,
-    /// The selected columns, as indexes of the target's schema.
-    projection: Vec<usize>,
-}
-
-/// The value a fast-path lookup compares a key column with.
-#[derive(Debug)]
-enum KeyValue {
-    /// The parameter at this index (`$1` is 0).
-    Param(usize),
-    /// A literal written in the statement.
-    Literal(ScalarValue),
-}
-
-impl OnlineFastPath {
-    /// The entity the statement asks for, given the bound parameter values; None when a key
-    /// is NULL (which matches nothing).
-    fn key(&self, params: &[ScalarValue]) -> Result<Option<crate::online::EntityKey>, Status> {
-        let values = self
-            .keys
-            .iter()
-            .map(|k| match k {
-                KeyValue::Literal(v) => Ok(v.clone()),
-                KeyValue::Param(i) => params.get(*i).cloned().ok_or_else(|| {
-                    Status::invalid_argument(
-                        "the statement has parameters: bind values before executing it",
-                    )
-                }),
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
-        Ok(crate::online::EntityKey::from_scalars(&values))
-    }
-}
-
-/// Recognises an [`OnlineFastPath`] in an (unoptimized) prepared plan.
-fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
-    use crate::functions::online::OnlineFeaturesTable;
-    use datafusion::logical_expr::{BinaryExpr, Expr, Operator, utils::split_conjunction};
-    let LogicalPlan::Projection(p) = plan else {
-        return None;
-    };
-    let LogicalPlan::Filter(f) = p.input.as_ref() else {
-        return None;
-    };
-    let scan = match f.input.as_ref() {
-        LogicalPlan::TableScan(s) => s,
-        LogicalPlan::SubqueryAlias(a) => match a.input.as_ref() {
-            LogicalPlan::TableScan(s) => s,
-            _ => return None,
-        },
-        _ => return None,
-    };
-    if !scan.filters.is_empty() || scan.fetch.is_some() {
-        return None;
-    }
-    let provider = datafusion::datasource::source_as_provider(&scan.source).ok()?;
-    let table = provider.downcast_ref::<OnlineFeaturesTable>()?;
-    if table.fixed.is_some() {
-        return None;
-    }
-    let target = &table.target;
-    let mut keys: Vec<Option<KeyValue>> = (0..target.key_columns.len()).map(|_| None).collect();
-    for c in split_conjunction(&f.predicate) {
-        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
-            return None;
-        };
-        if *op != Operator::Eq {
-            return None;
-        }
-        let (column, value) = match (left.as_ref(), right.as_ref()) {
-            (Expr::Column(c), v) | (v, Expr::Column(c)) => (c, v),
-            _ => return None,
-        };
-        let k = target.key_columns.iter().position(|k| *k == column.name)?;
-        let value = match value {
-            Expr::Placeholder(p) => KeyValue::Param(
-                p.id.strip_prefix('$')?
-                    .parse::<usize>()
-                    .ok()?
-                    .checked_sub(1)?,
-            ),
-            // A NULL literal (which matches nothing) is left to the general path.
-            Expr::Literal(v, _) if !v.is_null() => KeyValue::Literal(v.clone()),
-            _ => return None,
-        };
-        if keys[k].replace(value).is_some() {
-            return None;
-        }
-    }
-    let keys = keys.into_iter().collect::<Option<Vec<_>>>()?;
-    let projection = p
-        .expr
-        .iter()
-        .map(|e| match e {
-            Expr::Column(c) => target.schema.index_of(&c.name).ok(),
-            _ => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(OnlineFastPath {
-        target: target.clone(),
-        keys,
-        projection,
-    })
-}
-
 /// The Flight SQL service.
 pub struct FStoreFlightSql {
     engine: Arc<Engine>,
@@ -335,6 +224,15 @@ pub struct FStoreFlightSql {
     prepared: Mutex<BoundedCache<String, Arc<Prepared>>>,
     /// Results of online lookups waiting for their `DoGet`.
     looked_up: Mutex<BoundedCache<(String, Bytes), RecordBatch>>,
+    /// Plain statements' shapes (literals made parameters) and their online lookups.
+    literal_shapes: Mutex<BoundedCache<String, Arc<LiteralShape>>>,
+}
+
+/// A plain statement's shape, planned at registry sequence `seq`: its online lookup and
+/// result schema, or None when it is not one.
+struct LiteralShape {
+    seq: u64,
+    lookup: Option<(Arc<OnlineFastPath>, SchemaRef)>,
 }
 
 impl FStoreFlightSql {
@@ -355,6 +253,7 @@ impl FStoreFlightSql {
             planned: Mutex::new(BoundedCache::new(PLAN_CACHE)),
             prepared: Mutex::new(BoundedCache::new(PREPARED_CACHE)),
             looked_up: Mutex::new(BoundedCache::new(PLAN_CACHE)),
+            literal_shapes: Mutex::new(BoundedCache::new(PREPARED_CACHE)),
         }
     }
 
@@ -611,14 +510,19 @@ impl FStoreFlightSql {
             .await
     }
 
-    /// `sql`, when it is one online lookup with literal keys (see [`OnlineFastPath`]): its
-    /// result, looked up without optimizing or executing a plan. None for anything else.
+    /// `sql`, when it is a plain statement that is one online lookup with literal keys (see
+    /// [`OnlineFastPath`]): its result, looked up without optimizing or executing a plan.
+    /// The statement's literals are made parameters and the plan of that shape is cached,
+    /// so a service sending `… WHERE customer_id = 42` for ever new keys plans once. None
+    /// for anything else, which goes the general way.
     async fn literal_online(&self, sql: &str) -> Result<Option<RecordBatch>, Status> {
-        // Cheap test first: every other statement goes its usual way untouched.
-        if !sql
-            .as_bytes()
-            .windows(ONLINE_FUNCTION.len())
-            .any(|w| w.eq_ignore_ascii_case(ONLINE_FUNCTION.as_bytes()))
+        // Cheap tests first: every other statement goes its usual way untouched, and a
+        // statement with its own placeholders is not a plain lookup.
+        if sql.contains(['?', '$'])
+            || !sql
+                .as_bytes()
+                .windows(ONLINE_FUNCTION.len())
+                .any(|w| w.eq_ignore_ascii_case(ONLINE_FUNCTION.as_bytes()))
         {
             return Ok(None);
         }
@@ -631,22 +535,47 @@ impl FStoreFlightSql {
         let FStoreStatement::DataFusion(stmt) = &statement.statement else {
             return Ok(None);
         };
+        let mut shape = stmt.as_ref().clone();
+        let Some(values) = parameterize(&mut shape) else {
+            return Ok(None);
+        };
         self.engine
             .refresh_within(HOT_REFRESH)
             .await
             .map_err(into_status)?;
-        // A statement that does not plan is reported by the general path.
-        let Ok(plan) = self.engine.plan_datafusion(stmt).await else {
+        let seq = self.engine.registry().state().seq;
+        let key = shape.to_string();
+        let cached = self
+            .lock_literal_shapes()
+            .get(&key, None)
+            .filter(|c| c.seq == seq);
+        let planned = match cached {
+            Some(c) => c,
+            None => {
+                // A shape that does not plan (or is no lookup) is left to the general path,
+                // which plans the statement as written and reports its errors.
+                let lookup = match self.engine.plan_datafusion(&shape).await {
+                    Ok(plan) => online_fast_path(&plan)
+                        .map(|fast| (Arc::new(fast), Arc::new(plan.schema().as_arrow().clone()))),
+                    Err(_) => None,
+                };
+                let c = Arc::new(LiteralShape { seq, lookup });
+                self.lock_literal_shapes().put(key, Arc::clone(&c));
+                c
+            }
+        };
+        let Some((fast, schema)) = &planned.lookup else {
             return Ok(None);
         };
-        let Some(fast) = online_fast_path(&plan) else {
-            return Ok(None);
-        };
-        if fast.keys.iter().any(|k| matches!(k, KeyValue::Param(_))) {
-            return Ok(None);
-        }
-        let schema = Arc::new(plan.schema().as_arrow().clone());
-        self.run_online(&schema, &fast, &[]).await.map(Some)
+        self.run_online(schema, fast, &values).await.map(Some)
+    }
+
+    fn lock_literal_shapes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, BoundedCache<String, Arc<LiteralShape>>> {
+        self.literal_shapes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs a prepared statement once per bound parameter row (once when unbound).

@@ -187,6 +187,13 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
                     if cid != 999_999:
                         for f in FEATURES + ["_feature_ts", "_materialized_at"]:
                             assert same(got.to_pylist()[0][f], online[cid][f]), (cid, f)
+                # The same shape is planned once and serves every key; a statement with
+                # another filter is not a lookup and goes the general way.
+                cid = ids[3]
+                stmt.set_sql_query(f"SELECT cnt_7d FROM online_features('serving') WHERE customer_id = {cid} AND cnt_7d >= 0")
+                handle, _ = stmt.execute_query()
+                got = pa.RecordBatchReader._import_from_c(handle.address).read_all().to_pylist()
+                assert got == [{"cnt_7d": online[cid]["cnt_7d"]}]
             finally:
                 stmt.close()
             before += 51
