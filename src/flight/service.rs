@@ -77,8 +77,6 @@ const PLAN_TTL: Duration = Duration::from_secs(30);
 const PLAN_CACHE: usize = 256;
 /// Online lookups read the registry (for other processes' changes) at most this often.
 const HOT_REFRESH: Duration = Duration::from_millis(100);
-/// The table function whose literal-key lookups skip planning (see `literal_online`).
-const ONLINE_FUNCTION: &str = crate::functions::online::F;
 /// Prepared statements whose plans are kept.
 const PREPARED_CACHE: usize = 1024;
 
@@ -177,7 +175,11 @@ impl<K: std::hash::Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
         }
     }
 
-    fn get(&self, k: &K, ttl: Option<Duration>) -> Option<V> {
+    fn get<Q>(&self, k: &Q, ttl: Option<Duration>) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: std::hash::Hash + Eq + ?Sized,
+    {
         let (at, v) = self.map.get(k)?;
         match ttl {
             Some(ttl) if at.elapsed() > ttl => None,
@@ -314,7 +316,15 @@ impl FStoreFlightSql {
         sql: &str,
         principal: &Principal,
     ) -> Result<(ParsedStatement, StatementResult), Status> {
-        let statements = self.parse(sql)?;
+        self.run_parsed(self.parse(sql)?, principal).await
+    }
+
+    /// Runs every statement; returns the last one and its result.
+    async fn run_parsed(
+        &self,
+        statements: Vec<ParsedStatement>,
+        principal: &Principal,
+    ) -> Result<(ParsedStatement, StatementResult), Status> {
         let mut last = None;
         for stmt in statements {
             let result = self
@@ -398,7 +408,7 @@ impl FStoreFlightSql {
 
     /// Plans (or fetches the cached plan of) a prepared statement.
     async fn prepared(&self, sql: &str) -> Result<Arc<Prepared>, Status> {
-        let cached = self.lock_prepared().get(&sql.to_string(), None);
+        let cached = self.lock_prepared().get(sql, None);
         if cached.as_ref().is_some_and(|p| p.online.is_some()) {
             self.engine
                 .refresh_within(HOT_REFRESH)
@@ -463,6 +473,22 @@ impl FStoreFlightSql {
         self.looked_up.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Keeps an online lookup's `batch` for the `DoGet` of `ticket` (by principal and
+    /// `handle`), and describes it.
+    fn looked_up_info(
+        &self,
+        principal: &Principal,
+        handle: Bytes,
+        batch: RecordBatch,
+        ticket: Bytes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<FlightInfo, Status> {
+        let schema = batch.schema();
+        self.lock_looked_up()
+            .put((principal.name.clone(), handle), batch);
+        self.info(&schema, ticket, request.into_inner())
+    }
+
     /// Runs an online lookup statement (see [`OnlineFastPath`]) with the given parameter
     /// values; the result has the statement's `schema`.
     async fn run_online(
@@ -478,13 +504,14 @@ impl FStoreFlightSql {
             &keys,
             false,
             Some(&fast.projection),
+            schema,
         )
         .await
         .map_err(into_status)?;
         self.metrics
             .online_direct_lookups
             .fetch_add(1, Ordering::Relaxed);
-        Ok(RecordBatch::try_new(Arc::clone(schema), rows.columns().to_vec()).unwrap_or(rows))
+        Ok(rows)
     }
 
     /// Runs a prepared online lookup with its bound row (one row, or none when the
@@ -515,21 +542,23 @@ impl FStoreFlightSql {
     /// The statement's literals are made parameters and the plan of that shape is cached,
     /// so a service sending `… WHERE customer_id = 42` for ever new keys plans once. None
     /// for anything else, which goes the general way.
-    async fn literal_online(&self, sql: &str) -> Result<Option<RecordBatch>, Status> {
+    async fn literal_online(
+        &self,
+        sql: &str,
+        statements: &[ParsedStatement],
+    ) -> Result<Option<RecordBatch>, Status> {
         // Cheap tests first: every other statement goes its usual way untouched, and a
         // statement with its own placeholders is not a plain lookup.
+        let function = crate::functions::online::F;
         if sql.contains(['?', '$'])
             || !sql
                 .as_bytes()
-                .windows(ONLINE_FUNCTION.len())
-                .any(|w| w.eq_ignore_ascii_case(ONLINE_FUNCTION.as_bytes()))
+                .windows(function.len())
+                .any(|w| w.eq_ignore_ascii_case(function.as_bytes()))
         {
             return Ok(None);
         }
-        let Ok(statements) = self.engine.parse(sql) else {
-            return Ok(None);
-        };
-        let [statement] = statements.as_slice() else {
+        let [statement] = statements else {
             return Ok(None);
         };
         let FStoreStatement::DataFusion(stmt) = &statement.statement else {
@@ -896,24 +925,19 @@ impl FlightSqlService for FStoreFlightSql {
         self.observe("get_flight_info_statement", async {
             let principal = self.principal(&request)?;
             let _permit = self.permit()?;
-            if let Some(batch) = self.literal_online(&query.query).await? {
+            let statements = self.parse(&query.query)?;
+            if let Some(batch) = self.literal_online(&query.query, &statements).await? {
                 let handle = StatementTicket::Query {
                     sql: query.query.clone(),
                 }
                 .encode();
-                let schema = batch.schema();
-                self.lock_looked_up()
-                    .put((principal.name.clone(), handle.clone()), batch);
                 let ticket = any_bytes(&TicketStatementQuery {
-                    statement_handle: handle,
+                    statement_handle: handle.clone(),
                 });
-                return Ok(Response::new(self.info(
-                    &schema,
-                    ticket,
-                    request.into_inner(),
-                )?));
+                let info = self.looked_up_info(&principal, handle, batch, ticket, request)?;
+                return Ok(Response::new(info));
             }
-            let (stmt, result) = self.run_all(&query.query, &principal).await?;
+            let (stmt, result) = self.run_parsed(statements, &principal).await?;
             let descriptor = request.into_inner();
             let info = match result.kind {
                 ResultKind::Query => {
@@ -1138,20 +1162,10 @@ impl FlightSqlService for FStoreFlightSql {
             let prepared = self.prepared(&handle.sql).await?;
             if let Some(fast) = &prepared.online {
                 let batch = self.run_prepared_online(&prepared, fast, &handle).await?;
-                let schema = batch.schema();
-                self.lock_looked_up().put(
-                    (
-                        principal.name.clone(),
-                        cmd.prepared_statement_handle.clone(),
-                    ),
-                    batch,
-                );
                 let ticket = any_bytes(&cmd);
-                return Ok(Response::new(self.info(
-                    &schema,
-                    ticket,
-                    request.into_inner(),
-                )?));
+                let key = cmd.prepared_statement_handle.clone();
+                let info = self.looked_up_info(&principal, key, batch, ticket, request)?;
+                return Ok(Response::new(info));
             }
             let mut results = self.run_prepared(&prepared, &handle, &principal).await?;
             let descriptor = request.into_inner();

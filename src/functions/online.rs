@@ -324,19 +324,28 @@ impl TableProvider for OnlineFeaturesTable {
 }
 
 /// Looks keys up and shapes the rows (see the module header); `projection` indexes the
-/// target's schema.
+/// target's schema, and `schema` is the result's (the projected target schema).
 pub async fn lookup(
     service: &OnlineService,
     target: &OnlineTarget,
     keys: &[EntityKey],
     keep_missing: bool,
     projection: Option<&[usize]>,
+    schema: &SchemaRef,
 ) -> Result<RecordBatch> {
     let found = match service.embedded() {
         Some(e) => e.lookup_now(&target.set, keys),
         None => service.store().lookup(&target.set, keys).await?,
     };
-    shape(service, target, keys, found, keep_missing, projection)
+    shape(
+        service,
+        target,
+        keys,
+        found,
+        keep_missing,
+        projection,
+        schema,
+    )
 }
 
 fn shape(
@@ -346,6 +355,7 @@ fn shape(
     found: Option<crate::online::Lookup>,
     keep_missing: bool,
     projection: Option<&[usize]>,
+    out_schema: &SchemaRef,
 ) -> Result<RecordBatch> {
     let schema = &target.schema;
     let n = keys.len();
@@ -396,9 +406,8 @@ fn shape(
         }
         columns.push(array);
     }
-    let out_schema = Arc::new(schema.project(&wanted)?);
     let out = RecordBatch::try_new_with_options(
-        out_schema,
+        Arc::clone(out_schema),
         columns,
         &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(n)),
     )?;
@@ -465,8 +474,18 @@ impl ExecutionPlan for OnlineLookupExec {
         let keys = Arc::clone(&self.keys);
         let keep = self.keep_missing;
         let projection = self.projection.clone();
-        let fut =
-            async move { lookup(&service, &target, &keys, keep, projection.as_deref()).await };
+        let schema = Arc::clone(&self.schema);
+        let fut = async move {
+            lookup(
+                &service,
+                &target,
+                &keys,
+                keep,
+                projection.as_deref(),
+                &schema,
+            )
+            .await
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             futures::stream::once(fut),

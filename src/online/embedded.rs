@@ -23,7 +23,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::key::array_text;
+use super::key::row_key;
 use super::{EntityKey, Lookup, OnlineStore, Result, Snapshot, SnapshotInfo};
 use crate::engine::object_stores::Warehouse;
 use crate::error::{ErrorKind, FStoreError};
@@ -52,15 +52,10 @@ impl Indexed {
             key_arrays.push(Arc::clone(batch.column(i)));
         }
         let mut index = HashMap::with_capacity(batch.num_rows());
-        'rows: for row in 0..batch.num_rows() {
-            let mut parts = Vec::with_capacity(key_arrays.len());
-            for a in &key_arrays {
-                match array_text(a.as_ref(), row) {
-                    Some(t) => parts.push(t),
-                    None => continue 'rows,
-                }
+        for row in 0..batch.num_rows() {
+            if let Some(key) = row_key(&key_arrays, row) {
+                index.insert(key, row as u32);
             }
-            index.insert(EntityKey(parts).encoded(), row as u32);
         }
         Ok(Indexed { snapshot, index })
     }

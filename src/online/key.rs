@@ -53,6 +53,16 @@ pub fn scalar_text(v: &ScalarValue) -> String {
     }
 }
 
+/// The encoded key (see [`EntityKey::encoded`]) of row `row` of the key columns `columns`;
+/// None when a part is NULL (such a row can never be looked up).
+pub fn row_key(columns: &[datafusion::arrow::array::ArrayRef], row: usize) -> Option<String> {
+    columns
+        .iter()
+        .map(|c| array_text(c.as_ref(), row))
+        .collect::<Option<Vec<_>>>()
+        .map(|parts| EntityKey(parts).encoded())
+}
+
 /// The canonical text of row `row` of an Arrow array (see [`scalar_text`]); None for NULL.
 pub fn array_text(array: &dyn datafusion::arrow::array::Array, row: usize) -> Option<String> {
     if array.is_null(row) {

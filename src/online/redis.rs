@@ -76,7 +76,7 @@ use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::key::array_text;
+use super::key::row_key;
 use super::resp::{Command, RedisClient, Reply, cmd};
 use super::{EntityKey, Lookup, OnlineStore, Result, Snapshot, SnapshotInfo};
 use crate::error::{ErrorKind, FStoreError};
@@ -765,14 +765,12 @@ impl OnlineStore for RedisStore {
         }
 
         // Entity keys (rows with a NULL key can never be looked up: skipped).
+        let key_arrays: Vec<_> = key_columns
+            .iter()
+            .map(|&c| Arc::clone(batch.column(c)))
+            .collect();
         let entity_keys: Vec<Option<String>> = (0..batch.num_rows())
-            .map(|row| {
-                key_columns
-                    .iter()
-                    .map(|&c| array_text(batch.column(c).as_ref(), row))
-                    .collect::<Option<Vec<_>>>()
-                    .map(|parts| EntityKey(parts).encoded())
-            })
+            .map(|row| row_key(&key_arrays, row))
             .collect();
         let mut seen = HashSet::with_capacity(entity_keys.len());
         for key in entity_keys.iter().flatten() {

@@ -379,21 +379,27 @@ fn merge(
     keys: &[String],
     materialized_at: i64,
 ) -> Result<datafusion::arrow::array::RecordBatch> {
+    use super::key::row_key;
     use datafusion::arrow::array::{Array, BooleanArray, RecordBatch, TimestampMicrosecondArray};
-    let key_text = |batch: &RecordBatch, row: usize| -> Option<String> {
-        let mut parts = Vec::with_capacity(keys.len());
-        for k in keys {
-            let a = batch.column_by_name(k)?;
-            parts.push(super::key::array_text(a.as_ref(), row)?);
-        }
-        Some(super::EntityKey(parts).encoded())
+    // A batch's key columns (a batch without them has no keys: every row is kept).
+    let key_columns = |batch: &RecordBatch| -> Option<Vec<datafusion::arrow::array::ArrayRef>> {
+        keys.iter()
+            .map(|k| batch.column_by_name(k).cloned())
+            .collect()
     };
-    let recomputed: HashSet<String> = (0..computed.num_rows())
-        .filter_map(|r| key_text(&computed, r))
-        .collect();
+    let recomputed: HashSet<String> = match key_columns(&computed) {
+        Some(c) => (0..computed.num_rows())
+            .filter_map(|r| row_key(&c, r))
+            .collect(),
+        None => HashSet::new(),
+    };
     let old = &previous.batch;
+    let old_keys = key_columns(old);
     let keep: BooleanArray = (0..old.num_rows())
-        .map(|r| Some(key_text(old, r).is_none_or(|k| !recomputed.contains(&k))))
+        .map(|r| {
+            let key = old_keys.as_ref().and_then(|c| row_key(c, r));
+            Some(key.is_none_or(|k| !recomputed.contains(&k)))
+        })
         .collect();
     let kept = datafusion::arrow::compute::filter_record_batch(old, &keep)?;
     let mut columns = Vec::with_capacity(schema.fields().len());

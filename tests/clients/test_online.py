@@ -178,10 +178,13 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
             # DoGet: ADBC's low-level API sends that).
             stmt = adbc_driver_manager.AdbcStatement(conn.adbc_connection)
             try:
-                for cid in ids[:50] + [999_999]:
-                    stmt.set_sql_query(f"SELECT * FROM online_features('serving') WHERE customer_id = {cid}")
+                def plain(sql):
+                    stmt.set_sql_query(sql)
                     handle, _ = stmt.execute_query()
-                    got = pa.RecordBatchReader._import_from_c(handle.address).read_all()
+                    return pa.RecordBatchReader._import_from_c(handle.address).read_all()
+
+                for cid in ids[:50] + [999_999]:
+                    got = plain(f"SELECT * FROM online_features('serving') WHERE customer_id = {cid}")
                     assert got.schema == general.schema
                     assert [r["customer_id"] for r in got.to_pylist()] == ([] if cid == 999_999 else [cid])
                     if cid != 999_999:
@@ -190,9 +193,7 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
                 # The same shape is planned once and serves every key; a statement with
                 # another filter is not a lookup and goes the general way.
                 cid = ids[3]
-                stmt.set_sql_query(f"SELECT cnt_7d FROM online_features('serving') WHERE customer_id = {cid} AND cnt_7d >= 0")
-                handle, _ = stmt.execute_query()
-                got = pa.RecordBatchReader._import_from_c(handle.address).read_all().to_pylist()
+                got = plain(f"SELECT cnt_7d FROM online_features('serving') WHERE customer_id = {cid} AND cnt_7d >= 0").to_pylist()
                 assert got == [{"cnt_7d": online[cid]["cnt_7d"]}]
             finally:
                 stmt.close()
