@@ -1,4 +1,5 @@
-//! Helpers for the unit tests: calling a function the way DataFusion does.
+//! Helpers for the unit tests: calling a function the way DataFusion does after planning, so
+//! a unit test exercises the same path as SQL without building a `SessionContext`.
 
 use std::sync::Arc;
 

@@ -1,8 +1,12 @@
 //! `frequency_encode(value) OVER ([PARTITION BY …])`: the share of the partition's rows that
 //! have the same value.
+//!
+//! A categorical encoding that needs no label and no stored categories, so it works for
+//! high-cardinality columns and categories never seen before. As a window function the
+//! partition is the population the frequencies are taken over (one hash pass per partition).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
@@ -10,36 +14,38 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
+use datafusion_macros::user_doc;
 
 use crate::arguments::check_arity;
-use crate::docs;
 
 const NAME: &str = "frequency_encode";
 
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::ENCODING,
-        "Window function: frequency (count) encoding. The fraction, as Float64 in (0, 1], of the \
-         rows of the window partition whose `value` equals this row's value. NULL is a value of \
-         its own: a NULL row gets the fraction of NULL rows (like category_encoders' \
-         CountEncoder with normalize=True). The denominator is every row of the partition. \
-         ORDER BY and the window frame are ignored: the count always covers the partition.",
-        "frequency_encode(value) OVER ([PARTITION BY ...])",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT c, frequency_encode(c) OVER () FROM (VALUES ('a'), ('a'), ('b'), ('a')) t(c);\n\
-         a  0.75\n\
-         a  0.75\n\
-         b  0.25\n\
-         a  0.75\n\
-         ```",
-    )
-    .with_argument("value", "The categorical value (any comparable type).")
-    .build()
-});
-
 /// `frequency_encode(value) OVER (...)`.
+#[user_doc(
+    doc_section(label = "FStore Encoding Functions"),
+    description = "Window function: frequency (count) encoding. The fraction, as Float64 in (0, \
+         1], of the rows of the window partition whose `value` equals this row's value. NULL is a \
+         value of its own: a NULL row gets the fraction of NULL rows (like category_encoders' \
+         CountEncoder with normalize=True). The denominator is every row of the partition. ORDER \
+         BY and the window frame are ignored: the count always covers the partition.",
+    syntax_example = "frequency_encode(value) OVER ([PARTITION BY ...])",
+    sql_example = r#"```sql
+> SELECT c, frequency_encode(c) OVER () AS frequency
+> FROM (VALUES ('a'), ('a'), ('b'), ('a')) t(c) ORDER BY c;
++---+-----------+
+| c | frequency |
++---+-----------+
+| a | 0.75      |
+| a | 0.75      |
+| a | 0.75      |
+| b | 0.25      |
++---+-----------+
+```"#,
+    argument(
+        name = "value",
+        description = "The categorical value (any comparable type)."
+    )
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct FrequencyEncode {
     signature: Signature,
@@ -89,7 +95,7 @@ impl WindowUDFImpl for FrequencyEncode {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

@@ -4,7 +4,7 @@
 //! same buckets when served next year, from another machine, or from Python. So it is defined
 //! here byte by byte and never delegated to a library whose hash may change.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::cast;
@@ -14,39 +14,11 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
+use datafusion_macros::user_doc;
 
 use crate::arguments::check_arity;
-use crate::docs;
 
 const NAME: &str = "hash_bucket";
-
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::ENCODING,
-        "Hashes `value` into one of `n` buckets: an Int64 in [0, n). The hash is FStore's own and \
-         never changes across platforms or versions: FNV-1a 64 over the value's bytes, then \
-         MurmurHash3's 64-bit finalizer (fmix64) so that every bit of the input reaches the low \
-         bits, then the remainder modulo `n`. The bytes are the UTF-8 bytes of a string, the bytes \
-         of a binary value, and the 8 little-endian bytes of an integer widened to 64 bits \
-         (signed integers as i64, unsigned as u64, so 7 hashes the same in every integer type; \
-         booleans as the integers 0 and 1). In Python: \
-         `h = 0xcbf29ce484222325; for b in data: h = ((h ^ b) * 0x100000001b3) % 2**64`, then \
-         `h ^= h >> 33; h = h * 0xff51afd7ed558ccd % 2**64; h ^= h >> 33; \
-         h = h * 0xc4ceb9fe1a85ec53 % 2**64; h ^= h >> 33; bucket = h % n`. \
-         NULL `value` or `n` gives NULL; `n` <= 0 is an error. Other types (floats, dates, \
-         decimals) must be cast to a string or an integer first.",
-        "hash_bucket(value, n)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT hash_bucket('customer_123', 1000);\n\
-         462\n\
-         ```",
-    )
-    .with_argument("value", "A string, binary, integer or boolean value.")
-    .with_argument("n", "The number of buckets, a positive integer.")
-    .build()
-});
 
 /// FStore's stable 64-bit hash: FNV-1a 64 followed by MurmurHash3's fmix64 finalizer.
 pub fn stable_hash(bytes: &[u8]) -> u64 {
@@ -64,6 +36,34 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 /// `hash_bucket(value, n)`.
+#[user_doc(
+    doc_section(label = "FStore Encoding Functions"),
+    description = "Hashes `value` into one of `n` buckets: an Int64 in [0, n). The hash is \
+         FStore's own and never changes across platforms or versions: FNV-1a 64 over the value's \
+         bytes, then MurmurHash3's 64-bit finalizer (fmix64) so that every bit of the input \
+         reaches the low bits, then the remainder modulo `n`. The bytes are the UTF-8 bytes of a \
+         string, the bytes of a binary value, and the 8 little-endian bytes of an integer widened \
+         to 64 bits (signed integers as i64, unsigned as u64, so 7 hashes the same in every \
+         integer type; booleans as the integers 0 and 1). In Python: `h = 0xcbf29ce484222325; for \
+         b in data: h = ((h ^ b) * 0x100000001b3) % 2**64`, then `h ^= h >> 33; h = h * \
+         0xff51afd7ed558ccd % 2**64; h ^= h >> 33; h = h * 0xc4ceb9fe1a85ec53 % 2**64; h ^= h >> \
+         33; bucket = h % n`. NULL `value` or `n` gives NULL; `n` <= 0 is an error. Other types \
+         (floats, dates, decimals) must be cast to a string or an integer first.",
+    syntax_example = "hash_bucket(value, n)",
+    sql_example = r#"```sql
+> SELECT hash_bucket('customer_123', 1000) AS bucket;
++--------+
+| bucket |
++--------+
+| 462    |
++--------+
+```"#,
+    argument(
+        name = "value",
+        description = "A string, binary, integer or boolean value."
+    ),
+    argument(name = "n", description = "The number of buckets, a positive integer.")
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct HashBucket {
     signature: Signature,
@@ -270,7 +270,7 @@ impl ScalarUDFImpl for HashBucket {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

@@ -12,7 +12,7 @@
 //! `evaluate` (it ignores the frame itself: "before" always means all earlier rows).
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::partition;
@@ -22,9 +22,9 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{Documentation, PartitionEvaluator, Signature, WindowUDFImpl};
+use datafusion_macros::user_doc;
 
 use crate::arguments::{check_arity, is_numeric, require_numeric, to_f64};
-use crate::docs;
 
 const NAME: &str = "target_encode";
 const USAGE: &str = "category, target [, smoothing]";
@@ -32,46 +32,50 @@ const USAGE: &str = "category, target [, smoothing]";
 /// The smoothing strength when none is given.
 pub const DEFAULT_SMOOTHING: f64 = 10.0;
 
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::ENCODING,
-        "Window function: smoothed, leak-free target encoding of `category`. The value for a \
-         row uses only the rows of its window partition that come strictly before it in the \
-         ORDER BY order: rows tied with it on the ORDER BY key are not visible (a label observed \
-         at the same time t is not \"before t\"), nor is the row itself or anything later. With \
-         n = the number of such earlier rows of the same category that have a non-NULL target, \
-         sum_y = the sum of their targets, prior = the mean target of all earlier rows of the \
-         partition with a non-NULL target, and m = smoothing (default 10), the value is \
-         (sum_y + m * prior) / (n + m): the category mean shrunk towards the prior, \
-         which is the prior itself for a category not seen before. NULL when no earlier row has \
-         a non-NULL target (no prior yet), and when n + m = 0 (smoothing 0 and an unseen \
-         category). A NULL category is a category of its own; rows with a NULL target are \
-         encoded but never counted. Booleans count as 0/1. The window frame is ignored (always \
-         all earlier rows); ORDER BY is required. One pass over the sorted partition with \
-         running sums per category: O(n).",
-        "target_encode(category, target [, smoothing]) OVER ([PARTITION BY ...] ORDER BY ts)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT ts, city, converted,\n\
-         >        target_encode(city, converted, 1) OVER (ORDER BY ts) AS city_te\n\
-         > FROM events;\n\
-         ```",
-    )
-    .with_argument(
-        "category",
-        "The categorical value to encode (any comparable type).",
-    )
-    .with_argument("target", "The label: a number or a boolean.")
-    .with_argument(
-        "smoothing",
-        "Optional. m >= 0, the weight of the prior in rows (default 10); 0 gives the plain \
-         category mean of earlier rows.",
-    )
-    .build()
-});
-
 /// `target_encode(category, target [, smoothing]) OVER (...)`.
+#[user_doc(
+    doc_section(label = "FStore Encoding Functions"),
+    description = "Window function: smoothed, leak-free target encoding of `category`. The value \
+         for a row uses only the rows of its window partition that come strictly before it in the \
+         ORDER BY order: rows tied with it on the ORDER BY key are not visible (a label observed \
+         at the same time t is not \"before t\"), nor is the row itself or anything later. With n \
+         = the number of such earlier rows of the same category that have a non-NULL target, sum_y \
+         = the sum of their targets, prior = the mean target of all earlier rows of the partition \
+         with a non-NULL target, and m = smoothing (default 10), the value is (sum_y + m * prior) \
+         / (n + m): the category mean shrunk towards the prior, which is the prior itself for a \
+         category not seen before. NULL when no earlier row has a non-NULL target (no prior yet), \
+         and when n + m = 0 (smoothing 0 and an unseen category). A NULL category is a category of \
+         its own; rows with a NULL target are encoded but never counted. Booleans count as 0/1. \
+         The window frame is ignored (always all earlier rows); ORDER BY is required. One pass \
+         over the sorted partition with running sums per category: O(n).",
+    syntax_example = "target_encode(category, target [, smoothing]) OVER ([PARTITION BY ...] ORDER \
+         BY ts)",
+    sql_example = r#"```sql
+> SELECT ts, city, converted,
+>        target_encode(city, converted, 1) OVER (ORDER BY ts) AS city_te
+> FROM (VALUES (1, 'paris', 1), (2, 'rome', 0), (3, 'paris', 1), (4, 'paris', 0))
+>      events(ts, city, converted)
+> ORDER BY ts;
++----+-------+-----------+--------------------+
+| ts | city  | converted | city_te            |
++----+-------+-----------+--------------------+
+| 1  | paris | 1         |                    |
+| 2  | rome  | 0         | 1.0                |
+| 3  | paris | 1         | 0.75               |
+| 4  | paris | 0         | 0.8888888888888888 |
++----+-------+-----------+--------------------+
+```"#,
+    argument(
+        name = "category",
+        description = "The categorical value to encode (any comparable type)."
+    ),
+    argument(name = "target", description = "The label: a number or a boolean."),
+    argument(
+        name = "smoothing",
+        description = "Optional. m >= 0, the weight of the prior in rows (default 10); 0 gives the \
+         plain category mean of earlier rows."
+    )
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct TargetEncode {
     signature: Signature,
@@ -143,7 +147,7 @@ impl WindowUDFImpl for TargetEncode {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

@@ -1,42 +1,19 @@
 //! `auc(score, label)`: the area under the ROC curve, with ties counted as half.
-
-use std::sync::LazyLock;
+//!
+//! Model quality computed where the scores and labels already are, per group and without
+//! exporting them: from the two sorted samples (positives' and negatives' scores) by one merge,
+//! exact in integers, so it equals scikit-learn's `roc_auc_score`, ties included.
 
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
+use datafusion_macros::user_doc;
 
 use super::samples::{self, SampleAccumulator, Split, TwoSamples};
 use crate::arguments::{check_arity, require_label, require_numeric};
-use crate::docs;
 
 const NAME: &str = "auc";
-
-static DOCUMENTATION: LazyLock<Documentation> =
-    LazyLock::new(|| {
-        Documentation::builder(
-        docs::STATISTICS,
-        "Aggregate: the area under the ROC curve of `score` for the binary `label` over the rows \
-         of the group: the probability that a random positive scores higher than a random \
-         negative, ties counting one half — the Mann–Whitney U statistic with midranks, \
-         (R+ - n+(n+ + 1)/2) / (n+ · n-), R+ the sum of the midranks of the positives' scores. \
-         Equals sklearn.metrics.roc_auc_score. Labels are 0/1 integers or booleans (any other \
-         integer is an error); rows with a NULL score or label are skipped. NULL when only one \
-         class is present (or no rows); NaN if a score is NaN. Sort-based: O(n log n).",
-        "auc(score, label)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT model, auc(prediction, converted) FROM scored GROUP BY model;\n\
-         ```",
-    )
-    .with_argument("score", "The model's score (numeric; higher means more likely positive).")
-    .with_argument("label", "The true class: 0/1 or a boolean.")
-    .with_related_udf("precision_at")
-    .with_related_udf("recall_at")
-    .build()
-    });
 
 /// AUC of sorted positive and negative scores without NaN, by one merge: every positive
 /// counts the negatives below it, plus half of those equal to it.
@@ -77,6 +54,36 @@ fn finish(samples: &mut TwoSamples) -> Result<Option<f64>> {
 }
 
 /// `auc(score, label)`.
+#[user_doc(
+    doc_section(label = "FStore Statistics Functions"),
+    description = "Aggregate: the area under the ROC curve of `score` for the binary `label` over \
+         the rows of the group: the probability that a random positive scores higher than a random \
+         negative, ties counting one half — the Mann–Whitney U statistic with midranks, (R+ - \
+         n+(n+ + 1)/2) / (n+ · n-), R+ the sum of the midranks of the positives' scores. Equals \
+         sklearn.metrics.roc_auc_score. Labels are 0/1 integers or booleans (any other integer is \
+         an error); rows with a NULL score or label are skipped. NULL when only one class is \
+         present (or no rows); NaN if a score is NaN. Sort-based: O(n log n).",
+    syntax_example = "auc(score, label)",
+    sql_example = r#"```sql
+> SELECT model, auc(score, label) AS auc
+> FROM (VALUES ('a', 0.9, 1), ('a', 0.8, 0), ('a', 0.7, 1), ('a', 0.1, 0),
+>              ('b', 0.4, 1), ('b', 0.4, 0)) scored(model, score, label)
+> GROUP BY model ORDER BY model;
++-------+------+
+| model | auc  |
++-------+------+
+| a     | 0.75 |
+| b     | 0.5  |
++-------+------+
+```"#,
+    argument(
+        name = "score",
+        description = "The model's score (numeric; higher means more likely positive)."
+    ),
+    argument(name = "label", description = "The true class: 0/1 or a boolean."),
+    related_udf(name = "precision_at"),
+    related_udf(name = "recall_at")
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Auc {
     signature: Signature,
@@ -131,7 +138,7 @@ impl AggregateUDFImpl for Auc {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

@@ -6,43 +6,44 @@
 //! millions of groups. NULLs are missing values (skipped); NaN is a value and makes a
 //! statistic over sorted samples NaN, as in NumPy and SciPy.
 
-mod confusion;
 mod counts;
 mod samples;
 
 pub mod auc;
 pub mod kolmogorov;
-pub mod ks_pvalue;
-pub mod ks_statistic;
+pub mod ks_test;
 pub mod mutual_info;
 pub mod null_fraction;
-pub mod precision_at;
 pub mod psi;
-pub mod recall_at;
+pub mod threshold_metric;
 
 use std::sync::Arc;
 
 use datafusion::logical_expr::AggregateUDF;
 
 pub use auc::Auc;
-pub use ks_pvalue::KsPvalue;
-pub use ks_statistic::KsStatistic;
+pub use ks_test::{KsOutput, KsTest};
 pub use mutual_info::MutualInfo;
 pub use null_fraction::NullFraction;
-pub use precision_at::PrecisionAt;
 pub use psi::Psi;
-pub use recall_at::RecallAt;
+pub use threshold_metric::{AtThreshold, ThresholdMetric};
 
 /// The aggregate functions of this category.
 pub fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
-        Arc::new(AggregateUDF::new_from_impl(KsStatistic::new())),
-        Arc::new(AggregateUDF::new_from_impl(KsPvalue::new())),
+        Arc::new(AggregateUDF::new_from_impl(KsTest::new(
+            KsOutput::Statistic,
+        ))),
+        Arc::new(AggregateUDF::new_from_impl(KsTest::new(KsOutput::PValue))),
         Arc::new(AggregateUDF::new_from_impl(Psi::new())),
         Arc::new(AggregateUDF::new_from_impl(MutualInfo::new())),
         Arc::new(AggregateUDF::new_from_impl(Auc::new())),
-        Arc::new(AggregateUDF::new_from_impl(PrecisionAt::new())),
-        Arc::new(AggregateUDF::new_from_impl(RecallAt::new())),
+        Arc::new(AggregateUDF::new_from_impl(AtThreshold::new(
+            ThresholdMetric::Precision,
+        ))),
+        Arc::new(AggregateUDF::new_from_impl(AtThreshold::new(
+            ThresholdMetric::Recall,
+        ))),
         Arc::new(AggregateUDF::new_from_impl(NullFraction::new())),
     ]
 }

@@ -1,12 +1,17 @@
 //! `mutual_info(x, y)`: the mutual information, in nats, between two discrete variables.
 //!
+//! It measures how much a feature tells about a target (or another feature) whatever the shape
+//! of the dependence, and is what feature selection ranks discrete features by — FStore's
+//! `select_features` feeds this same accumulator — so it equals scikit-learn's
+//! `mutual_info_score` on the same data.
+//!
 //! Values of any type are compared through Arrow's row format (so strings, integers, dates and
 //! booleans all work, and equal values have equal bytes). The accumulator interns the distinct
 //! x and y values and counts each (x, y) pair; its partial state is the list of pairs with
 //! their counts, so partial aggregates merge by adding counts.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, ListArray, UInt64Array};
 use datafusion::arrow::buffer::OffsetBuffer;
@@ -19,36 +24,37 @@ use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
+use datafusion_macros::user_doc;
 
 use crate::arguments::check_arity;
-use crate::docs;
 
 const NAME: &str = "mutual_info";
 
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::STATISTICS,
-        "Aggregate: the mutual information I(X; Y), in nats, between the discrete variables `x` \
-         and `y` over the rows of the group, from the empirical joint distribution: \
-         I = Σ p(x, y) · ln(p(x, y) / (p(x) · p(y))), with p the fraction of counted rows. \
-         Rows where `x` or `y` is NULL are skipped. Values are compared by value, of any type \
-         (0.0 and -0.0 are the same value; so are all NaNs). 0 when x and y are independent in \
-         the sample (and whenever either is constant); at most min(H(X), H(Y)). Equals \
+/// `mutual_info(x, y)`.
+#[user_doc(
+    doc_section(label = "FStore Statistics Functions"),
+    description = "Aggregate: the mutual information I(X; Y), in nats, between the discrete \
+         variables `x` and `y` over the rows of the group, from the empirical joint distribution: \
+         I = Σ p(x, y) · ln(p(x, y) / (p(x) · p(y))), with p the fraction of counted rows. Rows \
+         where `x` or `y` is NULL are skipped. Values are compared by value, of any type (0.0 and \
+         -0.0 are the same value; so are all NaNs). 0 when x and y are independent in the sample \
+         (and whenever either is constant); at most min(H(X), H(Y)). Equals \
          sklearn.metrics.mutual_info_score(x, y). NULL for a group with no counted rows. \
          Continuous values should be bucketed first (e.g. with width_bucket or time_bucket).",
-        "mutual_info(x, y)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT mutual_info(customer_category, conversion) FROM transactions;\n\
-         ```",
-    )
-    .with_argument("x", "A discrete variable (any comparable type).")
-    .with_argument("y", "A discrete variable (any comparable type).")
-    .build()
-});
-
-/// `mutual_info(x, y)`.
+    syntax_example = "mutual_info(x, y)",
+    sql_example = r#"```sql
+> SELECT mutual_info(category, converted) AS mi
+> FROM (VALUES ('a', 1), ('a', 1), ('b', 0), ('b', 0), ('c', 1), ('c', 0))
+>      transactions(category, converted);
++---------------------+
+| mi                  |
++---------------------+
+| 0.46209812037329684 |
++---------------------+
+```"#,
+    argument(name = "x", description = "A discrete variable (any comparable type)."),
+    argument(name = "y", description = "A discrete variable (any comparable type).")
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct MutualInfo {
     signature: Signature,
@@ -109,7 +115,7 @@ impl AggregateUDFImpl for MutualInfo {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

@@ -1,6 +1,8 @@
 //! `null_fraction(x)`: the fraction of rows where `x` is NULL.
-
-use std::sync::LazyLock;
+//!
+//! The basic data-quality check, per column and per group. In plain SQL it needs casts
+//! (`count` is an integer) and divides by zero on an empty group; as a counting aggregate
+//! (`counts.rs`) it is one call, NULL for no rows, and fast on millions of groups.
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, FieldRef};
@@ -9,33 +11,14 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
 };
+use datafusion_macros::user_doc;
 
 use super::counts::{self, CountingAccumulator, CountingGroups};
 use crate::arguments::check_arity;
-use crate::docs;
 
 const NAME: &str = "null_fraction";
 const NULLS: usize = 0;
 const ROWS: usize = 1;
-
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::STATISTICS,
-        "Aggregate: the fraction of the group's rows in which `x` is NULL, as Float64 in [0, 1] \
-         (NaN is a value, not NULL). NULL for a group with no rows (an empty table, or FILTER \
-         removing every row). Any type. Runs as a grouped (vectorised) aggregate, for many \
-         groups.",
-        "null_fraction(x)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT null_fraction(amount) FROM (VALUES (1.0), (NULL), (3.0), (NULL)) t(amount);\n\
-         0.5\n\
-         ```",
-    )
-    .with_argument("x", "An expression of any type.")
-    .build()
-});
 
 fn classify(values: &[ArrayRef]) -> Result<Vec<u8>> {
     let x = &values[0];
@@ -53,6 +36,23 @@ fn finish(c: &[u64; 2]) -> Option<f64> {
 }
 
 /// `null_fraction(x)`.
+#[user_doc(
+    doc_section(label = "FStore Statistics Functions"),
+    description = "Aggregate: the fraction of the group's rows in which `x` is NULL, as Float64 in \
+         [0, 1] (NaN is a value, not NULL). NULL for a group with no rows (an empty table, or \
+         FILTER removing every row). Any type. Runs as a grouped (vectorised) aggregate, for many \
+         groups.",
+    syntax_example = "null_fraction(x)",
+    sql_example = r#"```sql
+> SELECT null_fraction(amount) AS nulls FROM (VALUES (1.0), (NULL), (3.0), (NULL)) t(amount);
++-------+
+| nulls |
++-------+
+| 0.5   |
++-------+
+```"#,
+    argument(name = "x", description = "An expression of any type.")
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct NullFraction {
     signature: Signature,
@@ -110,7 +110,7 @@ impl AggregateUDFImpl for NullFraction {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

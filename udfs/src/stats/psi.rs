@@ -1,15 +1,19 @@
 //! `psi(expected, actual)`: the population stability index of `actual` against `expected`.
-
-use std::sync::LazyLock;
+//!
+//! PSI is the drift number monitoring thresholds are written in (< 0.1 stable, > 0.25
+//! significant), and its value depends on binning details — the quantile method, which side
+//! of an edge a tie falls on, the proportion given to an empty bin. This module pins each of
+//! them to NumPy's conventions, so a PSI computed here equals the one computed in a notebook;
+//! FStore's drift checks call [`psi_of_sorted`] too.
 
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Documentation, Signature};
+use datafusion_macros::user_doc;
 
 use super::samples::{self, SampleAccumulator, Split, TwoSamples};
 use crate::arguments::check_numbers;
-use crate::docs;
 
 const NAME: &str = "psi";
 
@@ -17,40 +21,6 @@ const NAME: &str = "psi";
 pub const BINS: usize = 10;
 /// The proportion used for a bin that holds no value of a sample.
 pub const EMPTY_BIN: f64 = 1e-4;
-
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::STATISTICS,
-        "Aggregate: the population stability index of the non-NULL values of `actual` against \
-         those of `expected` over the rows of the group: PSI = Σ (a_i - e_i) · ln(a_i / e_i) \
-         over bins i, where e_i and a_i are the proportions of each sample in bin i. \
-         Bins: the 9 interior edges are the 10%, 20%, …, 90% quantiles of the expected sample, \
-         computed as numpy.quantile(expected, [0.1, …, 0.9]) (numpy's default 'linear' method: \
-         position (n-1)·q, linear interpolation between the neighbouring sorted values); \
-         duplicate edges (from ties) are merged, so heavily tied data has fewer than 10 bins (a \
-         constant expected sample c has two: (-inf, c] and (c, +inf)). Bins are closed on the right: (-inf, q10], \
-         (q10, q20], …, (q90, +inf), so a value equal to an edge belongs to the lower bin. \
-         A bin with no value of a sample gets proportion 1e-4 instead of 0 in that sample (the \
-         other bins keep count / n). Rules of thumb: < 0.1 stable, 0.1–0.25 moderate shift, \
-         > 0.25 significant shift. NULL if either sample is empty; NaN if either contains NaN.",
-        "psi(expected, actual)",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT psi(CASE WHEN period = 'baseline' THEN amount END,\n\
-         >            CASE WHEN period = 'current' THEN amount END) FROM tx;\n\
-         ```",
-    )
-    .with_argument(
-        "expected",
-        "The reference sample (numeric; NULLs are skipped).",
-    )
-    .with_argument(
-        "actual",
-        "The sample compared with it (numeric; NULLs are skipped).",
-    )
-    .build()
-});
 
 /// numpy's default ('linear') quantile of a sorted, non-empty sample.
 pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
@@ -114,6 +84,42 @@ fn finish(samples: &mut TwoSamples) -> Result<Option<f64>> {
 }
 
 /// `psi(expected, actual)`.
+#[user_doc(
+    doc_section(label = "FStore Statistics Functions"),
+    description = "Aggregate: the population stability index of the non-NULL values of `actual` \
+         against those of `expected` over the rows of the group: PSI = Σ (a_i - e_i) · ln(a_i / \
+         e_i) over bins i, where e_i and a_i are the proportions of each sample in bin i. Bins: \
+         the 9 interior edges are the 10%, 20%, …, 90% quantiles of the expected sample, computed \
+         as numpy.quantile(expected, [0.1, …, 0.9]) (numpy's default 'linear' method: position \
+         (n-1)·q, linear interpolation between the neighbouring sorted values); duplicate edges \
+         (from ties) are merged, so heavily tied data has fewer than 10 bins (a constant expected \
+         sample c has two: (-inf, c] and (c, +inf)). Bins are closed on the right: (-inf, q10], \
+         (q10, q20], …, (q90, +inf), so a value equal to an edge belongs to the lower bin. A bin \
+         with no value of a sample gets proportion 1e-4 instead of 0 in that sample (the other \
+         bins keep count / n). Rules of thumb: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 \
+         significant shift. NULL if either sample is empty; NaN if either contains NaN.",
+    syntax_example = "psi(expected, actual)",
+    sql_example = r#"```sql
+> SELECT psi(CASE WHEN period = 'baseline' THEN amount END,
+>            CASE WHEN period = 'current' THEN amount END) AS psi
+> FROM (SELECT 'baseline' AS period, CAST(v AS DOUBLE) AS amount FROM generate_series(1, 100) g(v)
+>       UNION ALL
+>       SELECT 'current', CAST(v AS DOUBLE) + 20 FROM generate_series(1, 100) g(v)) tx;
++-------------------+
+| psi               |
++-------------------+
+| 1.599891962474253 |
++-------------------+
+```"#,
+    argument(
+        name = "expected",
+        description = "The reference sample (numeric; NULLs are skipped)."
+    ),
+    argument(
+        name = "actual",
+        description = "The sample compared with it (numeric; NULLs are skipped)."
+    )
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct Psi {
     signature: Signature,
@@ -160,7 +166,7 @@ impl AggregateUDFImpl for Psi {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 

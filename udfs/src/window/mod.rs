@@ -1,4 +1,5 @@
-//! Time functions for feature windows.
+//! Time functions for feature windows: the one definition of "the bucket of a timestamp" that
+//! feature groups, reports and ad-hoc SQL share.
 
 pub mod time_bucket;
 

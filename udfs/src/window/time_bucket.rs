@@ -5,7 +5,7 @@
 //! (any timestamp unit, with or without time zone, and dates), so it never changes a value's
 //! type and never rounds through another unit.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, make_array};
 use datafusion::arrow::compute::cast;
@@ -17,9 +17,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature,
 };
+use datafusion_macros::user_doc;
 
 use crate::arguments::check_arity;
-use crate::docs;
 use crate::duration::{
     NANOS_PER_DAY, NANOS_PER_MICRO, NANOS_PER_MILLI, NANOS_PER_SECOND, duration_from_scalar,
 };
@@ -27,48 +27,50 @@ use crate::duration::{
 const NAME: &str = "time_bucket";
 const USAGE: &str = "ts, width [, origin]";
 
-static DOCUMENTATION: LazyLock<Documentation> = LazyLock::new(|| {
-    Documentation::builder(
-        docs::TIME,
-        "Returns the start of the fixed-width time bucket that contains `ts`. \
-         Buckets are `width` long and aligned to `origin`, by default the Unix epoch \
-         (1970-01-01 00:00:00 UTC): bucket = origin + floor((ts - origin) / width) * width. \
-         For widths that divide a day ('15m', '1h', '6 hours', '1 day') this is the same grid as \
-         DuckDB's and TimescaleDB's default origin (2000-01-03); for multi-day widths it is not: \
-         '1 week' buckets start on Thursdays (1970-01-01 was a Thursday), pass \
-         origin = '2000-01-03' for weeks starting on Monday. \
-         The result has the type of `ts` (same timestamp unit and time zone; a DATE gives a DATE). \
-         Time-zone-aware timestamps are bucketed on their UTC instant, so '1 day' buckets start at \
-         00:00 UTC. `width` must be a whole number of the input's unit (whole days for a DATE). \
-         Month-based widths ('1 month', INTERVAL '1 year') are an error: they have no fixed width. \
-         NULL `ts`, `width` or `origin` gives NULL.",
-        "time_bucket(ts, width [, origin])",
-    )
-    .with_sql_example(
-        "```sql\n\
-         > SELECT time_bucket(TIMESTAMP '2024-03-05 10:47:12', '15m');\n\
-         2024-03-05T10:45:00\n\
-         > SELECT time_bucket(DATE '2024-03-05', '1 week', DATE '2000-01-03');\n\
-         2024-03-04\n\
-         ```",
-    )
-    .with_argument(
-        "ts",
-        "A timestamp (any unit, with or without time zone) or a date.",
-    )
-    .with_argument(
-        "width",
-        "The bucket width: a duration string ('30 days', '30d', '1h', '15m', '15s', '1 hour', \
-         '2 weeks', '1h 30m') or a day/time INTERVAL.",
-    )
-    .with_argument(
-        "origin",
-        "Optional. A timestamp or date that starts a bucket; default 1970-01-01 00:00:00 UTC.",
-    )
-    .build()
-});
-
 /// `time_bucket(ts, width [, origin])`.
+#[user_doc(
+    doc_section(label = "FStore Time Functions"),
+    description = "Returns the start of the fixed-width time bucket that contains `ts`. Buckets \
+         are `width` long and aligned to `origin`, by default the Unix epoch (1970-01-01 00:00:00 \
+         UTC): bucket = origin + floor((ts - origin) / width) * width. For widths that divide a \
+         day ('15m', '1h', '6 hours', '1 day') this is the same grid as DuckDB's and TimescaleDB's \
+         default origin (2000-01-03); for multi-day widths it is not: '1 week' buckets start on \
+         Thursdays (1970-01-01 was a Thursday), pass origin = '2000-01-03' for weeks starting on \
+         Monday. The result has the type of `ts` (same timestamp unit and time zone; a DATE gives \
+         a DATE). Time-zone-aware timestamps are bucketed on their UTC instant, so '1 day' buckets \
+         start at 00:00 UTC. `width` must be a whole number of the input's unit (whole days for a \
+         DATE). Month-based widths ('1 month', INTERVAL '1 year') are an error: they have no fixed \
+         width. NULL `ts`, `width` or `origin` gives NULL.",
+    syntax_example = "time_bucket(ts, width [, origin])",
+    sql_example = r#"```sql
+> SELECT time_bucket(TIMESTAMP '2024-03-05 10:47:12', '15m') AS bucket;
++---------------------+
+| bucket              |
++---------------------+
+| 2024-03-05T10:45:00 |
++---------------------+
+> SELECT time_bucket(DATE '2024-03-05', '1 week', DATE '2000-01-03') AS week;
++------------+
+| week       |
++------------+
+| 2024-03-04 |
++------------+
+```"#,
+    argument(
+        name = "ts",
+        description = "A timestamp (any unit, with or without time zone) or a date."
+    ),
+    argument(
+        name = "width",
+        description = "The bucket width: a duration string ('30 days', '30d', '1h', '15m', '15s', \
+         '1 hour', '2 weeks', '1h 30m') or a day/time INTERVAL."
+    ),
+    argument(
+        name = "origin",
+        description = "Optional. A timestamp or date that starts a bucket; default 1970-01-01 \
+         00:00:00 UTC."
+    )
+)]
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct TimeBucket {
     signature: Signature,
@@ -330,7 +332,7 @@ impl ScalarUDFImpl for TimeBucket {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCUMENTATION)
+        self.doc()
     }
 }
 
@@ -341,29 +343,9 @@ mod tests {
         Date32Array, TimestampMicrosecondArray, TimestampNanosecondArray, TimestampSecondArray,
     };
     use datafusion::arrow::datatypes::IntervalMonthDayNano;
-    use datafusion::config::ConfigOptions;
 
     fn invoke(args: Vec<ColumnarValue>) -> Result<ColumnarValue> {
-        let arg_fields: Vec<FieldRef> = args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Arc::new(Field::new(format!("a{i}"), a.data_type(), true)))
-            .collect();
-        let rows = args
-            .iter()
-            .find_map(|a| match a {
-                ColumnarValue::Array(a) => Some(a.len()),
-                _ => None,
-            })
-            .unwrap_or(1);
-        let t = arg_fields[0].data_type().clone();
-        TimeBucket::new().invoke_with_args(ScalarFunctionArgs {
-            args,
-            arg_fields,
-            number_rows: rows,
-            return_field: Arc::new(Field::new("r", t, true)),
-            config_options: Arc::new(ConfigOptions::default()),
-        })
+        crate::test_support::invoke(&TimeBucket::new(), args)
     }
 
     fn width(s: &str) -> ColumnarValue {
