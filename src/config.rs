@@ -27,7 +27,7 @@ pub struct Config {
     pub s3: S3Config,
     /// Flight SQL server settings.
     pub server: ServerConfig,
-    /// The online store: `embedded` (default) or `redis://[:password@]host:port[/db]`.
+    /// The online store: `embedded` (default) or `redis[s]://[[user]:password@]host:port[/db]`.
     pub online_store: Option<String>,
 }
 

@@ -44,7 +44,7 @@ struct Global {
     /// Parallelism of query plans [default: number of cores]
     #[arg(long, global = true)]
     target_partitions: Option<usize>,
-    /// Online store: embedded, or redis://[:password@]host:port[/db] [default: embedded]
+    /// Online store: embedded, or redis[s]://[[user]:password@]host:port[/db] [default: embedded]
     #[arg(long, global = true, env = "FSTORE_ONLINE_STORE")]
     online_store: Option<String>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)

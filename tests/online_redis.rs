@@ -16,7 +16,6 @@ use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
 use fstore::error::ErrorKind;
 use fstore::online::redis::RedisStore;
-use fstore::online::resp::{RedisClient, Reply, cmd};
 use fstore::online::{EntityKey, FEATURE_TS, MATERIALIZED_AT, OnlineStore, Snapshot, SnapshotInfo};
 
 /// A `redis-server` of this test, killed on drop.
@@ -94,6 +93,82 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A direct connection to the test's server, for checking what the store wrote.
+struct RedisClient(redis::aio::MultiplexedConnection);
+
+impl RedisClient {
+    async fn connect(url: &str) -> redis::RedisResult<RedisClient> {
+        let client = redis::Client::open(url)?;
+        Ok(RedisClient(
+            client.get_multiplexed_async_connection().await?,
+        ))
+    }
+
+    /// Runs one command (an error reply is an Err).
+    async fn command(&self, command: redis::Cmd) -> redis::RedisResult<Reply> {
+        let value: redis::Value = command.query_async(&mut self.0.clone()).await?;
+        Ok(Reply::from(value))
+    }
+}
+
+/// A reply, as the checks below read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reply {
+    Simple(String),
+    Integer(i64),
+    /// None for nil.
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Reply>>),
+}
+
+impl From<redis::Value> for Reply {
+    fn from(value: redis::Value) -> Reply {
+        match value {
+            redis::Value::Nil => Reply::Bulk(None),
+            redis::Value::Int(i) => Reply::Integer(i),
+            redis::Value::BulkString(b) => Reply::Bulk(Some(b)),
+            redis::Value::Array(items) => {
+                Reply::Array(Some(items.into_iter().map(Reply::from).collect()))
+            }
+            redis::Value::SimpleString(s) => Reply::Simple(s),
+            redis::Value::Okay => Reply::Simple("OK".into()),
+            other => panic!("unexpected RESP2 reply {other:?}"),
+        }
+    }
+}
+
+impl Reply {
+    /// The bytes of a bulk or simple string; None for nil and other replies.
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Reply::Bulk(Some(b)) => Some(b),
+            Reply::Simple(s) => Some(s.as_bytes()),
+            _ => None,
+        }
+    }
+
+    /// The value of an integer reply.
+    fn as_integer(&self) -> Option<i64> {
+        match self {
+            Reply::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+/// A command from its name and arguments: `cmd(["HGET", key, "f"])`.
+fn cmd<I, A>(args: I) -> redis::Cmd
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<[u8]>,
+{
+    let mut command = redis::Cmd::new();
+    for arg in args {
+        command.arg(arg.as_ref());
+    }
+    command
 }
 
 fn free_port() -> u16 {

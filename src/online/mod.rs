@@ -10,14 +10,13 @@
 //! Two stores implement [`OnlineStore`]: [`embedded::EmbeddedStore`] (the default: an
 //! immutable Arrow batch plus a hash index per set, swapped atomically, persisted in the
 //! warehouse so a restarted server serves at once) and [`redis::RedisStore`]
-//! (`--online-store redis://host:port`, for several serving nodes).
+//! (`--online-store redis://host:port`, `rediss://` for TLS, for several serving nodes).
 
 pub mod embedded;
 pub mod incremental;
 pub mod key;
 pub mod materialize;
 pub mod redis;
-pub mod resp;
 pub mod service;
 pub mod tables;
 
@@ -108,8 +107,8 @@ pub trait OnlineStore: Debug + Send + Sync {
 /// Shared handle to the deployment's store.
 pub type OnlineStoreRef = Arc<dyn OnlineStore>;
 
-/// The store `config` selects (`online_store`: `embedded` or absent, or a `redis://` URL),
-/// and the embedded store itself when it is that one.
+/// The store `config` selects (`online_store`: `embedded` or absent, or a `redis://` or
+/// `rediss://` URL), and the embedded store itself when it is that one.
 pub async fn open_store(
     config: &crate::config::Config,
     warehouse: &crate::engine::object_stores::Warehouse,
@@ -119,12 +118,12 @@ pub async fn open_store(
             let e = Arc::new(embedded::EmbeddedStore::new(warehouse.clone()));
             Ok((Arc::clone(&e) as OnlineStoreRef, Some(e)))
         }
-        Some(url) if url.starts_with("redis://") => {
+        Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
             let r = redis::RedisStore::connect(url).await?;
             Ok((Arc::new(r) as OnlineStoreRef, None))
         }
         Some(other) => Err(FStoreError::invalid(format!(
-            "unknown online store '{other}': use 'embedded' or 'redis://host:port'"
+            "unknown online store '{other}': use 'embedded', 'redis://host:port' or 'rediss://host:port' (TLS)"
         ))),
     }
 }

@@ -1,5 +1,6 @@
-//! The Redis online store (`--online-store redis://host:port`): several serving nodes share
-//! one Redis; each set's latest snapshot is a generation of hashes plus a pointer naming it.
+//! The Redis online store (`--online-store redis://host:port`, `rediss://` for TLS): several
+//! serving nodes share one Redis; each set's latest snapshot is a generation of hashes plus
+//! a pointer naming it.
 //!
 //! # Layout
 //!
@@ -59,12 +60,24 @@
 //! of `HMGET {set}:g{G}:{entity} __k f1 f2 …` per key (plus the `HEXISTS` above). The result
 //! has the snapshot's schema with every column nullable: a key that is not found gives a
 //! row of NULLs, key columns included.
+//!
+//! # Connections
+//!
+//! The [`redis`] crate's [`ConnectionManager`]: one multiplexed connection for lookups and
+//! one for publishing and removing, each reconnecting by itself after a failure (a few
+//! attempts with a short backoff, then commands fail as `Unavailable`). A command whose
+//! connection dropped under it is sent once more on the new connection when running it
+//! twice changes nothing (reads, `HSET`s of the same values, deletions); the generation
+//! claim (`HSETNX`) and the swap (`GETSET`) are not. Connecting times out after
+//! [`CONNECT_TIMEOUT`], a command or pipeline after [`RESPONSE_TIMEOUT`]. TLS (`rediss://`)
+//! uses rustls with the system's root certificates.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Cursor;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
@@ -74,10 +87,11 @@ use datafusion::arrow::compute::{CastOptions, can_cast_types, cast, cast_with_op
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
 use futures::{StreamExt, TryStreamExt};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, Pipeline, RedisError, Value};
 use serde::{Deserialize, Serialize};
 
 use super::key::row_key;
-use super::resp::{Command, RedisClient, Reply, cmd};
 use super::{EntityKey, Lookup, OnlineStore, Result, Snapshot, SnapshotInfo};
 use crate::error::{ErrorKind, FStoreError};
 
@@ -379,57 +393,250 @@ fn now_micros() -> i64 {
         .unwrap_or_default()
 }
 
+/// How long opening a connection may take (each attempt).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a command or pipeline may wait for its replies.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts to reconnect after the first one failed, before commands fail (the next
+/// command starts over).
+const RECONNECT_RETRIES: usize = 1;
+
+/// Whether a command may be sent again when the connection dropped under it (the manager
+/// reconnects; the command may or may not have run): only for commands whose second run
+/// changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Once,
+    Never,
+}
+
+/// Checks a `redis://` or `rediss://` URL and makes a client for it; also returns the
+/// `host:port` shown in messages.
+fn open_client(url: &str) -> Result<(redis::Client, String)> {
+    let bad = |why: &str| {
+        FStoreError::invalid(format!(
+            "bad Redis URL {:?}: {why} (expected redis[s]://[[user]:password@]host[:port][/db])",
+            redact(url)
+        ))
+    };
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "redis" | "rediss") {
+        return Err(bad("the scheme must be redis:// (or rediss:// for TLS)"));
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    if !parsed.username().is_empty() && parsed.password().is_none() {
+        return Err(bad(
+            "a user name needs a password (redis://user:password@host)",
+        ));
+    }
+    let path = parsed.path().trim_matches('/');
+    if !path.is_empty() && path.parse::<u32>().is_err() {
+        return Err(bad("the path must be a database number"));
+    }
+    let addr = format!("{host}:{}", parsed.port().unwrap_or(6379));
+    let client = redis::Client::open(url).map_err(|e| bad(&e.to_string()))?;
+    Ok((client, addr))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Short description of a reply for error messages (never the whole payload).
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Nil => "nil".into(),
+        Value::Int(i) => format!("integer {i}"),
+        Value::BulkString(b) => format!("a {}-byte string", b.len()),
+        Value::Array(a) => format!("an array of {}", a.len()),
+        Value::SimpleString(s) => format!("+{}", truncate(s)),
+        Value::Okay => "+OK".into(),
+        Value::ServerError(e) => format!("error {}", truncate(&e.to_string())),
+        other => truncate(&format!("{other:?}")).to_string(),
+    }
+}
+
+/// The text of the first error reply in `e` (`CODE detail`, as Redis sent it), if `e` is
+/// one.
+fn server_error_text(e: &RedisError) -> Option<String> {
+    let errors = e.clone().into_server_errors()?;
+    let (_, first) = errors.first()?;
+    Some(match first.details() {
+        Some(detail) => format!("{} {detail}", first.code()),
+        None => first.code().to_string(),
+    })
+}
+
 /// The online store in Redis (see the module documentation for the layout).
+///
+/// Two multiplexed connections, each a [`ConnectionManager`] (cheap to clone, reconnects by
+/// itself after a failure): one for lookups and pointer reads, one for publishing and
+/// removing, so the large write pipelines of a publication do not queue in front of
+/// lookups. The pointer cache is an [`ArcSwap`]ped map: lookups take no lock.
 pub struct RedisStore {
-    client: RedisClient,
-    pointers: Mutex<HashMap<String, (Instant, Arc<Loaded>)>>,
+    reads: ConnectionManager,
+    writes: ConnectionManager,
+    /// `host:port`, for messages.
+    addr: String,
+    pointers: ArcSwap<HashMap<String, (Instant, Arc<Loaded>)>>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("addr", &self.client.addr())
+            .field("addr", &self.addr)
             .finish()
     }
 }
 
 impl RedisStore {
-    /// Connects to `redis://[:password@]host:port[/db]` and checks the server answers PING.
+    /// Connects to `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS) and
+    /// checks the server answers PING. The connection for publishing opens on first use.
     pub async fn connect(url: &str) -> Result<RedisStore> {
-        let client = RedisClient::connect(url).await?;
-        let addr = client.addr().to_string();
-        match client.command(cmd(["PING"])).await? {
-            Reply::Simple(s) if s == "PONG" => {}
-            Reply::Error(e) => {
+        let (client, addr) = open_client(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(RECONNECT_RETRIES)
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1));
+        let unreachable =
+            |e: RedisError| FStoreError::unavailable(format!("cannot reach Redis at {addr}: {e}"));
+        let first = ConnectionManager::new_with_config(client.clone(), config.clone());
+        let reads = match tokio::time::timeout(CONNECT_TIMEOUT, first).await {
+            Ok(connected) => connected.map_err(unreachable)?,
+            Err(_) => {
                 return Err(FStoreError::unavailable(format!(
-                    "Redis at {addr} refused PING: {e}"
+                    "cannot reach Redis at {addr}: no connection within {} s",
+                    CONNECT_TIMEOUT.as_secs_f64()
                 )));
             }
-            other => {
-                return Err(FStoreError::unavailable(format!(
-                    "the server at {addr} does not speak Redis: PING answered {}",
-                    other.describe()
-                )));
+        };
+        let writes =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(unreachable)?;
+        let store = RedisStore {
+            reads,
+            writes,
+            addr,
+            pointers: ArcSwap::from_pointee(HashMap::new()),
+        };
+        match redis::cmd("PING")
+            .query_async::<Value>(&mut store.reads.clone())
+            .await
+        {
+            Ok(Value::SimpleString(s)) if s == "PONG" => Ok(store),
+            Ok(other) => Err(FStoreError::unavailable(format!(
+                "the server at {} does not speak Redis: PING answered {}",
+                store.addr,
+                describe(&other)
+            ))),
+            Err(e) => Err(match server_error_text(&e) {
+                Some(text) => FStoreError::unavailable(format!(
+                    "Redis at {} refused PING: {text}",
+                    store.addr
+                )),
+                None => store.redis_error("answer PING", e),
+            }),
+        }
+    }
+
+    /// Runs one command on `conn`.
+    async fn command(
+        &self,
+        conn: &ConnectionManager,
+        what: &str,
+        cmd: &Cmd,
+        retry: Retry,
+    ) -> Result<Value> {
+        let mut conn = conn.clone();
+        let mut result = cmd.query_async::<Value>(&mut conn).await;
+        if retry == Retry::Once
+            && result
+                .as_ref()
+                .is_err_and(RedisError::is_unrecoverable_error)
+        {
+            result = cmd.query_async::<Value>(&mut conn).await;
+        }
+        result.map_err(|e| self.redis_error(what, e))
+    }
+
+    /// Sends the commands of `pipe` in one write and returns their replies, in order.
+    async fn pipeline(
+        &self,
+        conn: &ConnectionManager,
+        what: &str,
+        pipe: &Pipeline,
+        retry: Retry,
+    ) -> Result<Vec<Value>> {
+        if pipe.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = conn.clone();
+        let mut result = pipe.query_async::<Vec<Value>>(&mut conn).await;
+        if retry == Retry::Once
+            && result
+                .as_ref()
+                .is_err_and(RedisError::is_unrecoverable_error)
+        {
+            result = pipe.query_async::<Vec<Value>>(&mut conn).await;
+        }
+        let replies = result.map_err(|e| self.redis_error(what, e))?;
+        if replies.len() != pipe.len() {
+            return Err(FStoreError::new(
+                ErrorKind::Internal,
+                format!(
+                    "Redis at {} answered {} commands to {what} with {} replies",
+                    self.addr,
+                    pipe.len(),
+                    replies.len()
+                ),
+            ));
+        }
+        Ok(replies)
+    }
+
+    /// A failure of the client: an error reply, or the server could not be talked to.
+    fn redis_error(&self, what: &str, e: RedisError) -> FStoreError {
+        let addr = &self.addr;
+        if let Some(text) = server_error_text(&e) {
+            return self.failed(what, &text);
+        }
+        if e.is_timeout() {
+            return FStoreError::unavailable(format!(
+                "Redis at {addr} did not answer in time ({} s to connect, {} s per command): {e}",
+                CONNECT_TIMEOUT.as_secs_f64(),
+                RESPONSE_TIMEOUT.as_secs_f64()
+            ));
+        }
+        match e.kind() {
+            redis::ErrorKind::Io | redis::ErrorKind::AuthenticationFailed => {
+                FStoreError::unavailable(format!("Redis at {addr}: {e}"))
             }
+            redis::ErrorKind::Parse => {
+                FStoreError::unavailable(format!("Redis at {addr}: protocol error: {e}"))
+            }
+            _ => FStoreError::new(
+                ErrorKind::Internal,
+                format!("Redis at {addr} failed to {what}: {e}"),
+            ),
         }
-        Ok(RedisStore::with_client(client))
-    }
-
-    /// A store over an existing client.
-    pub fn with_client(client: RedisClient) -> RedisStore {
-        RedisStore {
-            client,
-            pointers: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The underlying client.
-    pub fn client(&self) -> &RedisClient {
-        &self.client
-    }
-
-    fn addr(&self) -> &str {
-        self.client.addr()
     }
 
     /// An error reply, classified.
@@ -457,20 +664,17 @@ impl RedisStore {
         };
         FStoreError::new(
             kind,
-            format!("Redis at {} failed to {what}: {error}", self.addr()),
+            format!("Redis at {} failed to {what}: {error}", self.addr),
         )
     }
 
-    fn unexpected(&self, what: &str, reply: &Reply) -> FStoreError {
-        if let Some(e) = reply.as_error() {
-            return self.failed(what, e);
-        }
+    fn unexpected(&self, what: &str, reply: &Value) -> FStoreError {
         FStoreError::new(
             ErrorKind::Internal,
             format!(
                 "Redis at {} answered {what} with {}",
-                self.addr(),
-                reply.describe()
+                self.addr,
+                describe(reply)
             ),
         )
     }
@@ -480,7 +684,7 @@ impl RedisStore {
             ErrorKind::Internal,
             format!(
                 "the online copy of feature set {set} in Redis at {} is corrupt: {why}",
-                self.addr()
+                self.addr
             ),
         )
     }
@@ -493,36 +697,35 @@ impl RedisStore {
     }
 
     fn cache(&self, set: &str, loaded: Option<Arc<Loaded>>) {
-        let mut pointers = self.pointers.lock().expect("pointer cache lock");
-        match loaded {
-            Some(l) => {
-                pointers.insert(set.to_string(), (Instant::now(), l));
+        let now = Instant::now();
+        self.pointers.rcu(|pointers| {
+            let mut pointers = HashMap::clone(pointers);
+            match &loaded {
+                Some(l) => {
+                    pointers.insert(set.to_string(), (now, Arc::clone(l)));
+                }
+                None => {
+                    pointers.remove(set);
+                }
             }
-            None => {
-                pointers.remove(set);
-            }
-        }
+            pointers
+        });
     }
 
     /// The set's pointer: from the cache when younger than [`POINTER_CACHE_TTL`] (unless
     /// `fresh`), else read from Redis.
     async fn pointer(&self, set: &str, fresh: bool) -> Result<Option<Arc<Loaded>>> {
-        if !fresh {
-            let pointers = self.pointers.lock().expect("pointer cache lock");
-            if let Some((at, loaded)) = pointers.get(set)
-                && at.elapsed() < POINTER_CACHE_TTL
-            {
-                return Ok(Some(loaded.clone()));
-            }
+        if !fresh
+            && let Some((at, loaded)) = self.pointers.load().get(set)
+            && at.elapsed() < POINTER_CACHE_TTL
+        {
+            return Ok(Some(Arc::clone(loaded)));
         }
         let what = format!("read the pointer of feature set {set}");
-        let loaded = match self
-            .client
-            .command(cmd(["GET", &Keys::new(set).pointer()]))
-            .await?
-        {
-            Reply::Bulk(None) => None,
-            Reply::Bulk(Some(bytes)) => Some(self.parse_pointer(set, &bytes)?),
+        let get = redis::cmd("GET").arg(Keys::new(set).pointer()).clone();
+        let loaded = match self.command(&self.reads, &what, &get, Retry::Once).await? {
+            Value::Nil => None,
+            Value::BulkString(bytes) => Some(self.parse_pointer(set, &bytes)?),
             other => return Err(self.unexpected(&what, &other)),
         };
         self.cache(set, loaded.clone());
@@ -532,15 +735,18 @@ impl RedisStore {
     /// The generations listed in the set's `gens` hash.
     async fn live_generations(&self, keys: &Keys) -> Result<HashSet<u64>> {
         let what = "list generations";
+        let hkeys = redis::cmd("HKEYS").arg(keys.generations()).clone();
         match self
-            .client
-            .command(cmd(["HKEYS", &keys.generations()]))
+            .command(&self.writes, what, &hkeys, Retry::Once)
             .await?
         {
-            Reply::Array(Some(items)) => Ok(items
+            Value::Array(items) | Value::Set(items) => Ok(items
                 .iter()
-                .filter_map(|i| i.as_bytes())
-                .filter_map(|b| std::str::from_utf8(b).ok()?.parse().ok())
+                .filter_map(|i| match i {
+                    Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                    Value::SimpleString(s) => s.parse().ok(),
+                    _ => None,
+                })
                 .collect()),
             other => Err(self.unexpected(what, &other)),
         }
@@ -556,18 +762,18 @@ impl RedisStore {
             } else {
                 wanted
             };
-            let reply = self
-                .client
-                .command(cmd([
-                    "HSETNX".to_string(),
-                    keys.generations(),
-                    candidate.to_string(),
-                    now_micros().to_string(),
-                ]))
-                .await?;
-            match reply {
-                Reply::Integer(1) => return Ok(candidate),
-                Reply::Integer(0) => continue,
+            let hsetnx = redis::cmd("HSETNX")
+                .arg(keys.generations())
+                .arg(candidate)
+                .arg(now_micros())
+                .clone();
+            // Not retried: a claim that did run would be seen as taken by another publication.
+            match self
+                .command(&self.writes, &what, &hsetnx, Retry::Never)
+                .await?
+            {
+                Value::Int(1) => return Ok(candidate),
+                Value::Int(0) => continue,
                 other => return Err(self.unexpected(&what, &other)),
             }
         }
@@ -579,47 +785,52 @@ impl RedisStore {
         ))
     }
 
-    /// UNLINKs every entity hash of the set whose generation satisfies `doomed`.
+    /// UNLINKs every entity hash of the set whose generation satisfies `doomed` (a `SCAN`
+    /// cursor loop; each batch of keys found is unlinked before the next `SCAN`).
     async fn unlink_generations(&self, keys: &Keys, doomed: impl Fn(u64) -> bool) -> Result<u64> {
         let pattern = keys.entity_pattern();
         let mut cursor = b"0".to_vec();
         let mut unlinked = 0;
         loop {
+            let scan = redis::cmd("SCAN")
+                .arg(&cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone();
             let reply = self
-                .client
-                .command(cmd([
-                    b"SCAN".as_slice(),
-                    &cursor,
-                    b"MATCH",
-                    pattern.as_bytes(),
-                    b"COUNT",
-                    b"1000",
-                ]))
+                .command(&self.writes, "SCAN", &scan, Retry::Once)
                 .await?;
             let (next, found) = match reply {
-                Reply::Array(Some(mut parts)) if parts.len() == 2 => {
+                Value::Array(mut parts) if parts.len() == 2 => {
                     let found = parts.pop().expect("two parts");
                     let next = parts.pop().expect("two parts");
                     match (next, found) {
-                        (Reply::Bulk(Some(next)), Reply::Array(Some(found))) => (next, found),
+                        (Value::BulkString(next), Value::Array(found)) => (next, found),
                         (next, _) => return Err(self.unexpected("SCAN", &next)),
                     }
                 }
                 other => return Err(self.unexpected("SCAN", &other)),
             };
-            let mut unlink: Command = vec![b"UNLINK".to_vec()];
+            let mut unlink = redis::cmd("UNLINK");
+            let mut n = 0u64;
             for key in found {
-                if let Reply::Bulk(Some(key)) = key
+                if let Value::BulkString(key) = key
                     && keys.generation_of(&key).is_some_and(&doomed)
                 {
-                    unlink.push(key);
+                    unlink.arg(key);
+                    n += 1;
                 }
             }
-            if unlink.len() > 1 {
-                let n = unlink.len() as u64 - 1;
-                match self.client.command(unlink).await? {
-                    Reply::Integer(_) => unlinked += n,
-                    other => return Err(self.unexpected("UNLINK old generations", &other)),
+            if n > 0 {
+                let what = "UNLINK old generations";
+                match self
+                    .command(&self.writes, what, &unlink, Retry::Once)
+                    .await?
+                {
+                    Value::Int(_) => unlinked += n,
+                    other => return Err(self.unexpected(what, &other)),
                 }
             }
             if next == b"0" {
@@ -648,11 +859,11 @@ impl RedisStore {
         if old.is_empty() {
             return Ok(());
         }
-        let mut hdel = cmd(["HDEL".to_string(), keys.generations()]);
-        hdel.extend(old.iter().map(|g| g.to_string().into_bytes()));
-        let reply = self.client.command(hdel).await?;
-        if reply.as_integer().is_none() {
-            return Err(self.unexpected("retire old generations", &reply));
+        let what = "retire old generations";
+        let hdel = redis::cmd("HDEL").arg(keys.generations()).arg(&old).clone();
+        let reply = self.command(&self.writes, what, &hdel, Retry::Once).await?;
+        if !matches!(reply, Value::Int(_)) {
+            return Err(self.unexpected(what, &reply));
         }
         // Anything older not in `gens` now is retired (or an orphan of a failed publication);
         // newer generations may be being written by another publication.
@@ -664,7 +875,8 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Writes the rows of a snapshot as generation `generation`.
+    /// Writes the rows of a snapshot as generation `generation`: one pipeline of `HSET`s per
+    /// [`WRITE_CHUNK`] entities, [`WRITE_CONCURRENCY`] pipelines in flight.
     async fn write_rows(
         &self,
         set: &str,
@@ -680,28 +892,26 @@ impl RedisStore {
         futures::stream::iter((0..rows.len()).step_by(WRITE_CHUNK))
             .map(|start| {
                 let end = (start + WRITE_CHUNK).min(rows.len());
-                let cmds: Vec<Command> = rows[start..end]
-                    .iter()
-                    .map(|&row| {
-                        let key = entity_keys[row].as_deref().expect("rows with keys");
-                        let mut c = Vec::with_capacity(4 + 2 * stored.len());
-                        c.push(b"HSET".to_vec());
-                        c.push(keys.entity(generation, key));
-                        c.push(KEY_FIELD.as_bytes().to_vec());
-                        c.push(key.as_bytes().to_vec());
-                        for (name, encoded) in stored {
-                            if let Some(v) = encoded.value(row) {
-                                c.push(name.as_bytes().to_vec());
-                                c.push(v.to_vec());
-                            }
+                let mut pipe = Pipeline::with_capacity(end - start);
+                for &row in &rows[start..end] {
+                    let key = entity_keys[row].as_deref().expect("rows with keys");
+                    pipe.cmd("HSET")
+                        .arg(keys.entity(generation, key))
+                        .arg(KEY_FIELD)
+                        .arg(key);
+                    for (name, encoded) in stored {
+                        if let Some(v) = encoded.value(row) {
+                            pipe.arg(name.as_str()).arg(v);
                         }
-                        c
-                    })
-                    .collect();
+                    }
+                }
                 let what = &what;
                 async move {
-                    let replies = self.client.pipeline(&cmds).await?;
-                    match replies.iter().find(|r| r.as_integer().is_none()) {
+                    // HSET of the same values again changes nothing: retried.
+                    let replies = self
+                        .pipeline(&self.writes, what, &pipe, Retry::Once)
+                        .await?;
+                    match replies.iter().find(|r| !matches!(r, Value::Int(_))) {
                         Some(bad) => Err(self.unexpected(what, bad)),
                         None => Ok(()),
                     }
@@ -715,12 +925,14 @@ impl RedisStore {
 
     /// Removes what a failed publication wrote (best effort).
     async fn abandon(&self, set: &str, keys: &Keys, generation: u64) {
-        let hdel = cmd([
-            "HDEL".to_string(),
-            keys.generations(),
-            generation.to_string(),
-        ]);
-        let result = match self.client.command(hdel).await {
+        let hdel = redis::cmd("HDEL")
+            .arg(keys.generations())
+            .arg(generation)
+            .clone();
+        let result = match self
+            .command(&self.writes, "abandon a publication", &hdel, Retry::Once)
+            .await
+        {
             Ok(_) => self
                 .unlink_generations(keys, |g| g == generation)
                 .await
@@ -854,11 +1066,12 @@ impl OnlineStore for RedisStore {
 
         // The swap.
         let what = format!("publish feature set {set}");
-        let getset = vec![b"GETSET".to_vec(), keys.pointer().into_bytes(), json];
-        let swapped = self.client.command(getset).await;
+        let getset = redis::cmd("GETSET").arg(keys.pointer()).arg(json).clone();
+        // Not retried: a swap that did run would make our own pointer look like the previous.
+        let swapped = getset.query_async::<Value>(&mut self.writes.clone()).await;
         let previous = match swapped {
-            Ok(Reply::Bulk(None)) => None,
-            Ok(Reply::Bulk(Some(old))) => match serde_json::from_slice::<Pointer>(&old) {
+            Ok(Value::Nil) => None,
+            Ok(Value::BulkString(old)) => match serde_json::from_slice::<Pointer>(&old) {
                 Ok(p) => Some(p.key_generation),
                 Err(e) => {
                     tracing::warn!(set, "the previous online pointer was unreadable: {e}");
@@ -869,10 +1082,15 @@ impl OnlineStore for RedisStore {
                 self.abandon(&set, &keys, generation).await;
                 return Err(self.unexpected(&what, &other));
             }
+            Err(e) if server_error_text(&e).is_some() => {
+                // An error reply: the swap did not happen.
+                self.abandon(&set, &keys, generation).await;
+                return Err(self.redis_error(&what, e));
+            }
             Err(e) => {
                 // Unknown whether the swap happened: leave the generation in place (a later
                 // publication retires it if it is not live).
-                return Err(e);
+                return Err(self.redis_error(&what, e));
             }
         };
         self.cache(&set, Some(loaded));
@@ -906,24 +1124,20 @@ impl OnlineStore for RedisStore {
                 )));
             }
             let generation = loaded.key_generation;
-            let mut cmds: Vec<Command> = Vec::with_capacity(keys.len() + 1);
+            let mut pipe = Pipeline::with_capacity(keys.len() + 1);
             for key in keys {
-                let mut c = Vec::with_capacity(2 + loaded.hmget_fields.len());
-                c.push(b"HMGET".to_vec());
-                c.push(names.entity(generation, &key.encoded()));
-                c.extend(loaded.hmget_fields.iter().cloned());
-                cmds.push(c);
+                pipe.cmd("HMGET")
+                    .arg(names.entity(generation, &key.encoded()))
+                    .arg(&loaded.hmget_fields);
             }
-            cmds.push(cmd([
-                "HEXISTS".to_string(),
-                names.generations(),
-                generation.to_string(),
-            ]));
-            let mut replies = self.client.pipeline(&cmds).await?;
+            pipe.cmd("HEXISTS").arg(names.generations()).arg(generation);
+            let mut replies = self
+                .pipeline(&self.reads, "HMGET", &pipe, Retry::Once)
+                .await?;
             let live = replies.pop().expect("one reply per command");
             match live {
-                Reply::Integer(1) => {}
-                Reply::Integer(_) => {
+                Value::Int(1) => {}
+                Value::Int(_) => {
                     // The generation was retired (or the set removed) under us.
                     fresh = true;
                     continue;
@@ -934,7 +1148,7 @@ impl OnlineStore for RedisStore {
         }
         Err(FStoreError::unavailable(format!(
             "feature set {set} changed in Redis at {} during every attempt to look it up",
-            self.addr()
+            self.addr
         )))
     }
 
@@ -947,16 +1161,16 @@ impl OnlineStore for RedisStore {
 
     async fn remove(&self, set: &str) -> Result<()> {
         let keys = Keys::new(set);
-        let replies = self
-            .client
-            .pipeline(&[
-                cmd(["DEL", &keys.pointer()]),
-                cmd(["DEL", &keys.generations()]),
-            ])
-            .await?;
+        let what = format!("remove feature set {set}");
+        let mut pipe = Pipeline::with_capacity(2);
+        pipe.cmd("DEL")
+            .arg(keys.pointer())
+            .cmd("DEL")
+            .arg(keys.generations());
+        let replies = self.pipeline(&self.writes, &what, &pipe, Retry::Once).await;
         self.cache(set, None);
-        if let Some(bad) = replies.iter().find(|r| r.as_integer().is_none()) {
-            return Err(self.unexpected(&format!("remove feature set {set}"), bad));
+        if let Some(bad) = replies?.iter().find(|r| !matches!(r, Value::Int(_))) {
+            return Err(self.unexpected(&what, bad));
         }
         self.unlink_generations(&keys, |_| true).await?;
         Ok(())
@@ -970,14 +1184,14 @@ impl RedisStore {
         set: &str,
         loaded: &Loaded,
         keys: &[EntityKey],
-        replies: Vec<Reply>,
+        replies: Vec<Value>,
     ) -> Result<Lookup> {
         let width = loaded.hmget_fields.len();
-        let rows: Vec<Option<Vec<Reply>>> = replies
+        let rows: Vec<Option<Vec<Value>>> = replies
             .into_iter()
             .map(|r| match r {
-                Reply::Array(Some(values)) if values.len() == width => {
-                    Ok((values[0] != Reply::Bulk(None)).then_some(values))
+                Value::Array(values) if values.len() == width => {
+                    Ok((!matches!(values[0], Value::Nil)).then_some(values))
                 }
                 other => Err(self.unexpected("HMGET", &other)),
             })
@@ -1002,11 +1216,11 @@ impl RedisStore {
                     let texts = rows
                         .iter()
                         .map(|row| match row.as_ref().map(|v| &v[1 + n]) {
-                            None | Some(Reply::Bulk(None)) => Ok(None),
-                            Some(Reply::Bulk(Some(b))) => std::str::from_utf8(b)
+                            None | Some(Value::Nil) => Ok(None),
+                            Some(Value::BulkString(b)) => std::str::from_utf8(b)
                                 .map(Some)
                                 .map_err(|_| "a value is not UTF-8".to_string()),
-                            Some(other) => Err(format!("a value is {}", other.describe())),
+                            Some(other) => Err(format!("a value is {}", describe(other))),
                         })
                         .collect::<std::result::Result<StringArray, String>>()
                         .map_err(|e| corrupt(field.name(), e))?;
@@ -1016,9 +1230,9 @@ impl RedisStore {
                     let cells = rows
                         .iter()
                         .map(|row| match row.as_ref().map(|v| &v[1 + n]) {
-                            None | Some(Reply::Bulk(None)) => Ok(new_null_array(dt, 1)),
-                            Some(Reply::Bulk(Some(b))) => ipc_decode(b, field),
-                            Some(other) => Err(format!("a value is {}", other.describe())),
+                            None | Some(Value::Nil) => Ok(new_null_array(dt, 1)),
+                            Some(Value::BulkString(b)) => ipc_decode(b, field),
+                            Some(other) => Err(format!("a value is {}", describe(other))),
                         })
                         .collect::<std::result::Result<Vec<ArrayRef>, String>>()
                         .map_err(|e| corrupt(field.name(), e))?;
@@ -1054,6 +1268,38 @@ mod tests {
         TimestampMicrosecondArray,
     };
     use datafusion::arrow::datatypes::Int32Type;
+
+    #[test]
+    fn parses_urls() {
+        let (_, addr) = open_client("redis://127.0.0.1:6380").unwrap();
+        assert_eq!(addr, "127.0.0.1:6380");
+        let (client, addr) = open_client("redis://:s%40cret@cache/3").unwrap();
+        assert_eq!(addr, "cache:6379");
+        let info = client.get_connection_info();
+        assert_eq!(info.redis_settings().password(), Some("s@cret"));
+        assert_eq!(info.redis_settings().db(), 3);
+        let (_, addr) = open_client("redis://app:pw@[::1]:7000/").unwrap();
+        assert_eq!(addr, "[::1]:7000");
+        // TLS is compiled in.
+        let (client, addr) = open_client("rediss://cache.example:6380/1").unwrap();
+        assert_eq!(addr, "cache.example:6380");
+        assert!(matches!(
+            client.get_connection_info().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ));
+        for bad in [
+            "http://h:1",
+            "redis://h:1/x",
+            "redis://user@h",
+            "redis://",
+            "nope",
+        ] {
+            let e = open_client(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument, "{bad}");
+        }
+        let e = open_client("redis://:hunter2@h:1/x").unwrap_err();
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
+    }
 
     #[test]
     fn set_names_are_encoded_and_escaped() {
