@@ -29,6 +29,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// The online store: `embedded` (default) or `redis://[:password@]host:port[/db]`.
     pub online_store: Option<String>,
+    /// Deepest expression a statement may hold (longer `a OR b OR …` chains are refused
+    /// with `expression too deep`).
+    pub max_expression_depth: usize,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             s3: S3Config::default(),
             server: ServerConfig::default(),
             online_store: None,
+            max_expression_depth: crate::sql::limits::DEFAULT_MAX_EXPRESSION_DEPTH,
         }
     }
 }

@@ -47,6 +47,9 @@ struct Global {
     /// Online store: embedded, or redis://[:password@]host:port[/db] [default: embedded]
     #[arg(long, global = true, env = "FSTORE_ONLINE_STORE")]
     online_store: Option<String>,
+    /// Deepest expression a statement may hold [default: 1000]
+    #[arg(long, global = true, env = "FSTORE_MAX_EXPRESSION_DEPTH")]
+    max_expression_depth: Option<usize>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long, global = true, env = "FSTORE_LOG", default_value = "warn")]
     log_level: String,
@@ -124,6 +127,9 @@ fn config_from(global: &Global) -> Result<Config, String> {
     }
     if let Some(o) = &global.online_store {
         config.online_store = Some(o.clone());
+    }
+    if let Some(d) = global.max_expression_depth {
+        config.max_expression_depth = d;
     }
     config.memory_limit_bytes().map_err(|e| e.to_string())?;
     Ok(config)
@@ -222,6 +228,7 @@ fn main() -> ExitCode {
     init_logging(&cli.global.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(fstore::sql::limits::WORKER_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,

@@ -54,8 +54,14 @@ pub struct StatementResult {
 impl Engine {
     /// Parses a SQL text into statements (nothing runs).
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        let max_depth = self.config().max_expression_depth;
+        super::limits::check_size(sql)?;
         // FStore's parser, with every ASOF JOIN rewritten into SQL DataFusion can plan.
-        crate::asof::sql::parse_sql(sql)
+        let statements = crate::asof::sql::parse_sql(sql)?;
+        for s in &statements {
+            super::limits::check_depth(sql, s, max_depth)?;
+        }
+        Ok(statements)
     }
 
     /// Parses and runs every statement of `sql` in order. Commands take effect as they run;

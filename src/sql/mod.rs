@@ -8,6 +8,7 @@
 pub mod exec;
 pub mod feature_group;
 pub mod feature_set;
+pub mod limits;
 pub mod parser;
 pub mod quality;
 
