@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use fstore::cli;
 use fstore::cli::output::Format;
 use fstore::config::Config;
 use fstore::error::user_message;
-use fstore::{Engine, cli};
 
 /// mimalloc: the request path of the server allocates many small, short-lived buffers
 /// (gRPC frames, Arrow batches of a row), where glibc's allocator spent ~10 % of the
@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     let err = |e: datafusion::error::DataFusionError| user_message(&e);
-    let engine = Engine::open(&config).await.map_err(err)?;
+    let engine = fstore::open(&config).await.map_err(err)?;
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Sql {
@@ -216,9 +216,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(err)?;
             }
-            fstore::flight::serve(engine, &config, |_| {})
-                .await
-                .map_err(err)
+            // Background jobs (scheduled materializations) for as long as the server runs.
+            let jobs = tokio::spawn(fstore::jobs::scheduler::run(std::sync::Arc::clone(&engine)));
+            let served = fstore::flight::serve(engine, &config, |_| {}).await;
+            jobs.abort();
+            served.map_err(err)
         }
     }
 }
@@ -241,10 +243,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             let _ = std::io::stdout().flush();
-            eprintln!(
-                "error: {}",
-                fstore::engine::object_stores::one_line(&message)
-            );
+            eprintln!("error: {}", fstore::warehouse::one_line(&message));
             ExitCode::FAILURE
         }
     }

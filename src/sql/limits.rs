@@ -10,8 +10,8 @@
 //! - **size** (before parsing, so no deep tree is ever built): a statement with more binary
 //!   operators than [`MAX_OPERATORS`] is refused as `expression too large`;
 //! - **depth** (after parsing): an expression nested deeper than the configured
-//!   `max_expression_depth` (default [`DEFAULT_MAX_EXPRESSION_DEPTH`], DuckDB's default
-//!   too) is refused as `expression too deep: N > limit`.
+//!   `max_expression_depth` (default
+//!   [`crate::config::DEFAULT_MAX_EXPRESSION_DEPTH`], DuckDB's default too) is refused as `expression too deep: N > limit`.
 //!
 //! Both are `InvalidArgument`. Worker threads run with a stack that fits these limits
 //! ([`WORKER_STACK_BYTES`]). This module must stay cheap on short statements: below
@@ -29,8 +29,6 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use super::{FStoreStatement, ParsedStatement};
 use crate::error::FStoreError;
 
-/// Default bound on expression nesting (`max_expression_depth` in `fstore.toml`).
-pub const DEFAULT_MAX_EXPRESSION_DEPTH: usize = 1000;
 /// Bound on the binary operators of one SQL text, whatever the configured depth.
 pub const MAX_OPERATORS: usize = 50_000;
 /// Stack of every runtime thread that parses, plans or executes statements. Virtual memory:
