@@ -172,7 +172,7 @@ fn bench_asof(c: &mut Criterion) {
         let sql = format!(
             "SELECT count(*), count(f.f1), sum(f.f1), sum(f.f2) FROM entity_df s ASOF JOIN customer_features f {join}"
         );
-        let statements = fstore::asof::sql::parse_sql(&sql).expect("parse");
+        let statements = fstore::sql::asof::parse_sql(&sql).expect("parse");
         let fstore::sql::FStoreStatement::DataFusion(stmt) = &statements[0].statement else {
             panic!("not a DataFusion statement");
         };

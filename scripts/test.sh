@@ -5,7 +5,7 @@
 #   2. a Python venv (.venv-test) with the client packages of tests/clients/requirements.txt
 #   3. an S3-compatible server (moto) on a free loopback port, stopped on exit (Redis tests
 #      start their own redis-server; the package comes with step 1)
-#   4. cargo fmt --check, cargo clippy -D warnings
+#   4. layering check, cargo fmt --check, cargo clippy -D warnings
 #   5. cargo test: unit tests, the SQL suite (sql/slt), process and S3 tests
 #   6. pytest tests/clients: real Flight SQL clients against a real server (when present)
 set -euo pipefail
@@ -52,6 +52,9 @@ curl -sf -X PUT "$FSTORE_TEST_S3_ENDPOINT/$FSTORE_TEST_S3_BUCKET" -o /dev/null
 echo "ok: $FSTORE_TEST_S3_ENDPOINT"
 # Tests of the Redis online store start their own redis-server on a free loopback port.
 export FSTORE_TEST_REQUIRE_REDIS=1
+
+step "layering (imports point down, no cycles)"
+python3 scripts/check_layers.py
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

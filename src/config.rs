@@ -1,6 +1,6 @@
 //! Configuration: defaults, then `fstore.toml`, then environment, then command-line flags
 //! (each later source wins). The names here (`warehouse`, `addr`, `memory_limit`, `[s3]`) are a
-//! contract that scripts rely on; see DESIGN.md "Configuration and running".
+//! contract that scripts rely on; see docs/sql-reference.md (server and CLI options).
 
 use std::path::Path;
 
@@ -12,6 +12,8 @@ use crate::error::FStoreError;
 pub const DEFAULT_WAREHOUSE: &str = "./fstore-data";
 /// The default Flight SQL address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:50051";
+/// Default bound on expression nesting (`max_expression_depth`; DuckDB's default too).
+pub const DEFAULT_MAX_EXPRESSION_DEPTH: usize = 1000;
 
 /// Everything the engine and the server need to start.
 #[derive(Debug, Clone, Deserialize)]
@@ -29,6 +31,9 @@ pub struct Config {
     pub server: ServerConfig,
     /// The online store: `embedded` (default) or `redis[s]://[[user]:password@]host:port[/db]`.
     pub online_store: Option<String>,
+    /// Deepest expression a statement may hold (longer `a OR b OR …` chains are refused
+    /// with `expression too deep`).
+    pub max_expression_depth: usize,
 }
 
 impl Default for Config {
@@ -40,6 +45,7 @@ impl Default for Config {
             s3: S3Config::default(),
             server: ServerConfig::default(),
             online_store: None,
+            max_expression_depth: DEFAULT_MAX_EXPRESSION_DEPTH,
         }
     }
 }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use fstore::cli;
 use fstore::cli::output::Format;
 use fstore::config::Config;
 use fstore::error::user_message;
-use fstore::{Engine, cli};
 
 /// mimalloc: the request path of the server allocates many small, short-lived buffers
 /// (gRPC frames, Arrow batches of a row), where glibc's allocator spent ~10 % of the
@@ -47,6 +47,9 @@ struct Global {
     /// Online store: embedded, or redis[s]://[[user]:password@]host:port[/db] [default: embedded]
     #[arg(long, global = true, env = "FSTORE_ONLINE_STORE")]
     online_store: Option<String>,
+    /// Deepest expression a statement may hold [default: 1000]
+    #[arg(long, global = true, env = "FSTORE_MAX_EXPRESSION_DEPTH")]
+    max_expression_depth: Option<usize>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long, global = true, env = "FSTORE_LOG", default_value = "warn")]
     log_level: String,
@@ -125,6 +128,9 @@ fn config_from(global: &Global) -> Result<Config, String> {
     if let Some(o) = &global.online_store {
         config.online_store = Some(o.clone());
     }
+    if let Some(d) = global.max_expression_depth {
+        config.max_expression_depth = d;
+    }
     config.memory_limit_bytes().map_err(|e| e.to_string())?;
     Ok(config)
 }
@@ -154,7 +160,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     }
     let err = |e: datafusion::error::DataFusionError| user_message(&e);
-    let engine = Engine::open(&config).await.map_err(err)?;
+    let engine = fstore::open(&config).await.map_err(err)?;
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Sql {
@@ -210,9 +216,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(err)?;
             }
-            fstore::flight::serve(engine, &config, |_| {})
-                .await
-                .map_err(err)
+            // Background jobs (scheduled materializations) for as long as the server runs.
+            let jobs = tokio::spawn(fstore::jobs::scheduler::run(std::sync::Arc::clone(&engine)));
+            let served = fstore::flight::serve(engine, &config, |_| {}).await;
+            jobs.abort();
+            served.map_err(err)
         }
     }
 }
@@ -222,6 +230,7 @@ fn main() -> ExitCode {
     init_logging(&cli.global.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(fstore::sql::limits::WORKER_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,
@@ -234,10 +243,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             let _ = std::io::stdout().flush();
-            eprintln!(
-                "error: {}",
-                fstore::engine::object_stores::one_line(&message)
-            );
+            eprintln!("error: {}", fstore::warehouse::one_line(&message));
             ExitCode::FAILURE
         }
     }

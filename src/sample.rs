@@ -30,7 +30,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionContext;
 
-use crate::functions::args::{at_most, identify_call, u64_arg};
+use crate::args::{at_most, identify_call, u64_arg};
 
 /// The default seed of the sample data.
 pub const DEFAULT_SEED: u64 = 42;
@@ -367,5 +367,19 @@ mod tests {
                 assert!(ts.value(i) > ts.value(i - 1));
             }
         }
+    }
+}
+
+/// The sample data set's table functions (`sample_transactions`, `sample_products`).
+pub struct SampleDataExtension;
+
+#[async_trait::async_trait]
+impl crate::engine::EngineExtension for SampleDataExtension {
+    fn name(&self) -> &'static str {
+        "sample-data"
+    }
+    async fn register(&self, setup: &mut crate::engine::Setup<'_>) -> Result<()> {
+        register(setup.ctx);
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ async fn engine(dir: &tempfile::TempDir, memory_limit: &str) -> Arc<Engine> {
         memory_limit: Some(memory_limit.into()),
         ..Config::default()
     };
-    let engine = Engine::open(&config).await.expect("engine");
+    let engine = fstore::open(&config).await.expect("engine");
     engine
         .run_sql(SETUP, &Principal::new("test"))
         .await

@@ -328,7 +328,7 @@ fn run(case: &Case) -> Vec<(i64, Option<i64>)> {
             "SELECT l.id, r.v FROM l ASOF JOIN r MATCH_CONDITION (l.t {op} r.t{created}) ON l.k = r.k{lookback}"
         )
     };
-    let statements = fstore::asof::sql::parse_sql(&sql).unwrap();
+    let statements = fstore::sql::asof::parse_sql(&sql).unwrap();
     let fstore::sql::FStoreStatement::DataFusion(stmt) = &statements[0].statement else {
         panic!("not a DataFusion statement")
     };

@@ -22,7 +22,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
         target_partitions: Some(2),
         ..Config::default()
     };
-    let engine = Engine::open(&config).await.expect("engine");
+    let engine = fstore::open(&config).await.expect("engine");
     engine
         .run_sql(SETUP, &Principal::new("test"))
         .await

@@ -45,7 +45,7 @@ struct FStoreDb {
 impl FStoreDb {
     async fn engine(&mut self) -> Result<Arc<Engine>, SqlError> {
         if self.engine.is_none() {
-            let engine = Engine::open(&self.config)
+            let engine = fstore::open(&self.config)
                 .await
                 .map_err(|e| SqlError(user_message(&e)))?;
             self.engine = Some(engine);
@@ -187,7 +187,7 @@ async fn write_sample_files(dir: &Path) -> datafusion::error::Result<()> {
         target_partitions: Some(1),
         ..Config::default()
     };
-    let engine = Engine::open(&config).await?;
+    let engine = fstore::open(&config).await?;
     let p = Principal::new("setup");
     let d = dir.display();
     engine

@@ -65,16 +65,17 @@
 //! 4. [`codec`] serialises the node and the operator (datafusion-proto extension codecs).
 
 pub mod codec;
-pub mod duckdb_spelling;
 pub mod exec;
 pub mod index;
 pub mod keys;
 pub mod logical;
 pub mod marker;
 pub mod planner;
-pub mod sql;
 pub mod time;
 
+use crate::engine::planner::FStoreQueryPlanner;
+use crate::engine::{EngineExtension, Setup};
+use datafusion::physical_planner::ExtensionPlanner;
 use std::sync::Arc;
 
 use datafusion::error::Result;
@@ -181,16 +182,38 @@ pub fn marker_udf() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::new_from_impl(marker::AsOfMatch::new()))
 }
 
-/// Adds the AS-OF join to a session: the marker function, the analyzer rule that turns marked
-/// joins into [`AsOfJoin`] nodes, the filter pushdown rule, and the query planner that plans
-/// the node as [`AsOfJoinExec`]. Call after `with_default_features`.
-pub fn register(mut builder: SessionStateBuilder) -> Result<SessionStateBuilder> {
-    builder
-        .scalar_functions()
-        .get_or_insert_with(Vec::new)
-        .push(marker_udf());
-    Ok(builder
-        .with_analyzer_rule(Arc::new(logical::AsOfJoinRule))
-        .with_optimizer_rule(Arc::new(logical::AsOfFilterPushdown))
-        .with_query_planner(Arc::new(planner::FStoreQueryPlanner)))
+/// The AS-OF join as an engine extension: the marker function, the analyzer rule that turns
+/// marked joins into [`AsOfJoin`] nodes, the filter pushdown rule, and the planner of
+/// [`AsOfJoinExec`].
+pub struct AsOfExtension;
+
+#[async_trait::async_trait]
+impl EngineExtension for AsOfExtension {
+    fn name(&self) -> &'static str {
+        "asof-join"
+    }
+    fn configure(&self, mut builder: SessionStateBuilder) -> Result<SessionStateBuilder> {
+        builder
+            .scalar_functions()
+            .get_or_insert_with(Vec::new)
+            .push(marker_udf());
+        Ok(builder
+            .with_analyzer_rule(Arc::new(logical::AsOfJoinRule))
+            .with_optimizer_rule(Arc::new(logical::AsOfFilterPushdown)))
+    }
+    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
+        vec![Arc::new(planner::AsOfJoinPlanner)]
+    }
+    async fn register(&self, _: &mut Setup<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Adds only the AS-OF join to a session (tests and benchmarks of the operator on its own).
+/// Call after `with_default_features`.
+pub fn register(builder: SessionStateBuilder) -> Result<SessionStateBuilder> {
+    let ext = AsOfExtension;
+    Ok(ext
+        .configure(builder)?
+        .with_query_planner(Arc::new(FStoreQueryPlanner::new(ext.extension_planners()))))
 }

@@ -1,17 +1,15 @@
-//! Physical planning of the `AsOfJoin` node: the extension planner, and the query planner that
-//! gives DataFusion's default physical planner FStore's extension planners (this one and the
-//! feature-group window node's).
+//! Physical planning of the `AsOfJoin` node: its extension planner (composed with the other
+//! areas' by the engine's query planner).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::error::Result;
-use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 
 use super::exec::AsOfJoinExec;
 use super::logical::AsOfJoin;
@@ -54,26 +52,5 @@ impl ExtensionPlanner for AsOfJoinPlanner {
             join.kind,
         )?;
         Ok(Some(Arc::new(exec)))
-    }
-}
-
-/// DataFusion's default physical planner with FStore's extension planners: the AS-OF join
-/// and the feature-group window node.
-#[derive(Debug, Default)]
-pub struct FStoreQueryPlanner;
-
-#[async_trait]
-impl QueryPlanner for FStoreQueryPlanner {
-    async fn create_physical_plan(
-        &self,
-        logical_plan: &LogicalPlan,
-        session: &dyn Session,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        DefaultPhysicalPlanner::with_extension_planners(vec![
-            Arc::new(AsOfJoinPlanner),
-            Arc::new(crate::features::exec::FeatureWindowPlanner),
-        ])
-        .create_physical_plan(logical_plan, session)
-        .await
     }
 }

@@ -31,14 +31,21 @@ use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use tracing::warn;
 
-use crate::engine::object_stores::Warehouse;
 use crate::error::{ErrorKind, FStoreError};
 use crate::registry::{ExternalTable, FeatureGroup, ManagedTable, RegistryState, Relation, View};
+use crate::warehouse::Warehouse;
 
 #[derive(Debug, Clone)]
 struct Built {
     version: u64,
     provider: Arc<dyn TableProvider>,
+}
+
+/// Plans a feature group as a view over its events (the `features` area provides it, so that
+/// the catalog, a foundation, never imports an area).
+#[async_trait]
+pub trait FeatureGroupPlanner: Send + Sync + std::fmt::Debug {
+    async fn plan(&self, group: &FeatureGroup, session: &SessionState) -> Result<LogicalPlan>;
 }
 
 /// `fstore.public`: every table and view in the registry.
@@ -47,6 +54,7 @@ pub struct RegistrySchema {
     warehouse: Warehouse,
     built: RwLock<HashMap<String, Built>>,
     synced: tokio::sync::Mutex<u64>,
+    groups: std::sync::OnceLock<Arc<dyn FeatureGroupPlanner>>,
 }
 
 impl RegistrySchema {
@@ -55,7 +63,13 @@ impl RegistrySchema {
             warehouse,
             built: RwLock::new(HashMap::new()),
             synced: tokio::sync::Mutex::new(u64::MAX),
+            groups: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets how feature groups are planned (once, by the `features` extension).
+    pub fn set_feature_group_planner(&self, planner: Arc<dyn FeatureGroupPlanner>) {
+        let _ = self.groups.set(planner);
     }
 
     /// Brings the providers up to `state`. Cheap when nothing changed.
@@ -128,7 +142,7 @@ impl RegistrySchema {
             for (name, version, derived) in pending {
                 let built = match derived {
                     Derived::View(view) => build_view(view, session).await,
-                    Derived::Group(group) => build_group(group, session).await,
+                    Derived::Group(group) => build_group(self.groups.get(), group, session).await,
                 };
                 match built {
                     Ok(provider) => {
@@ -287,8 +301,19 @@ enum Derived<'a> {
 }
 
 /// A feature group is a view over its plan (see `features`).
-async fn build_group(g: &FeatureGroup, session: &SessionState) -> Result<Arc<dyn TableProvider>> {
-    let plan = crate::features::plan(g, session).await?;
+async fn build_group(
+    planner: Option<&Arc<dyn FeatureGroupPlanner>>,
+    g: &FeatureGroup,
+    session: &SessionState,
+) -> Result<Arc<dyn TableProvider>> {
+    let Some(planner) = planner else {
+        return Err(FStoreError::unimplemented(format!(
+            "feature group '{}' cannot be read: this engine has no feature groups",
+            g.name
+        ))
+        .into());
+    };
+    let plan = planner.plan(g, session).await?;
     Ok(Arc::new(ViewTable::new(
         plan,
         Some(format!("FEATURE GROUP {}", g.name)),

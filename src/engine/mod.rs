@@ -1,18 +1,26 @@
-//! The engine: one DataFusion `SessionContext` with everything FStore adds, wired in one place.
+//! The engine: one DataFusion `SessionContext` over one warehouse, the foundation every area
+//! builds on.
 //!
-//! [`Engine::open`] turns a [`Config`] into a running engine: the warehouse's object store
-//! (local or S3) and lazily created S3 stores for other buckets, a memory pool with the
-//! configured limit (queries past it fail with "resources exhausted" instead of killing the
-//! process), the `fstore` catalog (`public`: user tables and views from the registry;
-//! `fstore`: system tables), and the functions of every [`EngineExtension`].
+//! [`Engine::open_with`] turns a [`Config`] and a list of [`EngineExtension`]s into a running
+//! engine: the warehouse's object store (local or S3) and lazily created S3 stores for other
+//! buckets, a memory pool with the configured limit (queries past it fail with "resources
+//! exhausted" instead of killing the process), the `fstore` catalog (`public`: user tables,
+//! views and feature groups from the registry; `fstore`: system tables), a query planner that
+//! composes the extensions' planners, and whatever each extension registers.
 //!
-//! Statement execution lives in `sql::exec`; this module only builds and syncs.
+//! This module must never import a feature area: areas come in as extensions, listed by the
+//! composition root (`crate::compose`). Statement execution lives in `sql`.
 
 pub mod catalog;
-pub mod object_stores;
+pub mod planner;
 
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::physical_planner::ExtensionPlanner;
 
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::error::Result;
@@ -24,9 +32,9 @@ use datafusion::prelude::SessionConfig;
 
 use crate::config::Config;
 use crate::providers::system::SystemSchema;
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryState};
+use crate::warehouse::{FStoreObjectStores, Warehouse};
 use catalog::RegistrySchema;
-use object_stores::{FStoreObjectStores, Warehouse};
 
 /// The catalog every FStore object lives in.
 pub const CATALOG: &str = "fstore";
@@ -35,92 +43,56 @@ pub const USER_SCHEMA: &str = "public";
 /// Schema of the system tables (`fstore.history`, …).
 pub const SYSTEM_SCHEMA: &str = "fstore";
 
-/// Something that adds functions, table functions or system tables to the engine. Each
-/// feature area (UDFs, feature groups, training sets, …) is one extension.
+/// One feature area's contribution to the engine: functions, table functions, system
+/// tables, rules, plan nodes and shared services. Every area (feature groups, windows, the
+/// AS-OF join, online serving, quality, selection, …) is one extension; the composition root
+/// (`crate::compose`) lists them. The engine knows the trait, never the areas.
+#[async_trait]
 pub trait EngineExtension: Send + Sync {
     fn name(&self) -> &'static str;
-    fn register(
-        &self,
-        ctx: &SessionContext,
-        registry: &Arc<Registry>,
-        system: &SystemSchema,
-    ) -> Result<()>;
-}
 
-/// The functions of the `fstore-udfs` crate.
-struct UdfExtension;
-
-impl EngineExtension for UdfExtension {
-    fn name(&self) -> &'static str {
-        "fstore-udfs"
+    /// Additions to the session before it exists: analyzer and optimizer rules, and scalar
+    /// functions those rules produce.
+    fn configure(&self, builder: SessionStateBuilder) -> Result<SessionStateBuilder> {
+        Ok(builder)
     }
-    fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
-        fstore_udfs::register_all(ctx)
-    }
-}
 
-/// The sample data set's table functions (`sample_transactions`, `sample_products`).
-struct SampleDataExtension;
-
-impl EngineExtension for SampleDataExtension {
-    fn name(&self) -> &'static str {
-        "sample-data"
+    /// Physical planners for this extension's logical nodes (composed by
+    /// [`planner::FStoreQueryPlanner`]).
+    fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
+        Vec::new()
     }
-    fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
-        crate::sample::register(ctx);
+
+    /// Registers functions, table functions, system tables and services.
+    async fn register(&self, setup: &mut Setup<'_>) -> Result<()>;
+
+    /// Brings the extension's own state up to the registry's (after every refresh).
+    async fn sync(&self, _engine: &Engine, _state: &RegistryState) -> Result<()> {
         Ok(())
     }
 }
 
-/// Feature groups: their system tables and the optimizer rule for their time filters.
-struct FeatureGroupExtension;
+/// What an extension registers itself with (see [`EngineExtension::register`]).
+pub struct Setup<'a> {
+    pub config: &'a Config,
+    pub ctx: &'a SessionContext,
+    pub registry: &'a Arc<Registry>,
+    /// The `fstore` system schema.
+    pub system: &'a SystemSchema,
+    /// The `public` schema of user tables, views and feature groups.
+    pub catalog: &'a RegistrySchema,
+    pub warehouse: &'a Warehouse,
+    services: &'a mut Services,
+}
 
-impl EngineExtension for FeatureGroupExtension {
-    fn name(&self) -> &'static str {
-        "feature-groups"
-    }
-    fn register(
-        &self,
-        ctx: &SessionContext,
-        registry: &Arc<Registry>,
-        system: &SystemSchema,
-    ) -> Result<()> {
-        system.register(Arc::new(crate::features::catalog::FeatureGroupsTable));
-        system.register(Arc::new(crate::features::catalog::FeaturesTable));
-        system.register(Arc::new(crate::features::sets::LineageTable));
-        system.register(Arc::new(crate::features::sets::FeatureSetsTable));
-        ctx.register_udtf(
-            "feature_set_versions",
-            Arc::new(crate::features::sets::FeatureSetVersions {
-                registry: Arc::clone(registry),
-            }),
-        );
-        ctx.register_udtf(
-            "training_set",
-            Arc::new(crate::features::training::TrainingSet {
-                registry: Arc::clone(registry),
-            }),
-        );
-        ctx.register_udtf(
-            "temporal_split",
-            Arc::new(crate::features::training::TemporalSplit),
-        );
-        ctx.add_optimizer_rule(Arc::new(crate::features::node::TimeBoundsRule));
-        Ok(())
+impl Setup<'_> {
+    /// Makes `service` available to every layer through [`Engine::service`].
+    pub fn provide<T: Any + Send + Sync>(&mut self, service: Arc<T>) {
+        self.services.insert(TypeId::of::<T>(), service);
     }
 }
 
-/// The extensions every engine gets.
-pub fn default_extensions() -> Vec<Box<dyn EngineExtension>> {
-    vec![
-        Box::new(UdfExtension),
-        Box::new(SampleDataExtension),
-        Box::new(FeatureGroupExtension),
-        Box::new(crate::window::WindowExtension),
-        Box::new(crate::functions::selection::SelectionExtension),
-        Box::new(crate::functions::quality::QualityExtension),
-    ]
-}
+type Services = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
 
 /// A running FStore engine on one warehouse.
 pub struct Engine {
@@ -130,7 +102,8 @@ pub struct Engine {
     catalog: Arc<RegistrySchema>,
     refresh_interval: Duration,
     progress: std::sync::RwLock<Option<ProgressFn>>,
-    online: Arc<crate::online::service::OnlineService>,
+    extensions: Vec<Box<dyn EngineExtension>>,
+    services: Services,
 }
 
 /// Receives progress of long operations (exports): a short line such as
@@ -146,12 +119,8 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Opens the warehouse named by `config` and builds the engine over it.
-    pub async fn open(config: &Config) -> Result<Arc<Engine>> {
-        Self::open_with(config, default_extensions()).await
-    }
-
-    /// Like [`Engine::open`], with an explicit list of extensions.
+    /// Opens the warehouse named by `config` and builds the engine over it with
+    /// `extensions` (`crate::compose::open` passes every area's).
     pub async fn open_with(
         config: &Config,
         extensions: Vec<Box<dyn EngineExtension>>,
@@ -173,13 +142,18 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
             .with_target_partitions(partitions.max(1));
-        let state = crate::asof::register(
-            SessionStateBuilder::new()
-                .with_config(session_config)
-                .with_runtime_env(runtime)
-                .with_default_features(),
-        )?
-        .build();
+        let mut builder = SessionStateBuilder::new()
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_default_features();
+        let mut planners = Vec::new();
+        for ext in &extensions {
+            builder = ext.configure(builder)?;
+            planners.extend(ext.extension_planners());
+        }
+        let state = builder
+            .with_query_planner(Arc::new(planner::FStoreQueryPlanner::new(planners)))
+            .build();
         let ctx = SessionContext::new_with_state(state);
 
         let refresh_interval = if warehouse.local_dir().is_some() {
@@ -188,28 +162,26 @@ impl Engine {
             Duration::from_millis(500)
         };
         let registry = Arc::new(Registry::open(warehouse.clone()).await?);
-        let (store, embedded) = crate::online::open_store(config, &warehouse).await?;
-        let online = Arc::new(crate::online::service::OnlineService::new(store, embedded));
-        let catalog = Arc::new(RegistrySchema::new(warehouse));
+        let catalog = Arc::new(RegistrySchema::new(warehouse.clone()));
         let system = Arc::new(SystemSchema::new(Arc::clone(&registry)));
         let fstore = MemoryCatalogProvider::new();
         fstore.register_schema(USER_SCHEMA, Arc::clone(&catalog) as _)?;
         fstore.register_schema(SYSTEM_SCHEMA, Arc::clone(&system) as _)?;
         ctx.register_catalog(CATALOG, Arc::new(fstore));
+        let mut services = Services::new();
         for ext in &extensions {
-            ext.register(&ctx, &registry, &system)?;
+            let mut setup = Setup {
+                config,
+                ctx: &ctx,
+                registry: &registry,
+                system: &system,
+                catalog: &catalog,
+                warehouse: &warehouse,
+                services: &mut services,
+            };
+            ext.register(&mut setup).await?;
             tracing::debug!(extension = ext.name(), "extension registered");
         }
-        // Online serving needs the deployment's store, so it is wired here.
-        system.register(Arc::new(crate::online::tables::MaterializationsTable));
-        system.register(Arc::new(crate::online::tables::OnlineSetsTable));
-        ctx.register_udtf(
-            crate::functions::online::F,
-            Arc::new(crate::functions::online::OnlineFeatures {
-                registry: Arc::clone(&registry),
-                service: Arc::clone(&online),
-            }),
-        );
         let engine = Arc::new(Engine {
             config: config.clone(),
             ctx,
@@ -217,7 +189,8 @@ impl Engine {
             catalog,
             refresh_interval,
             progress: std::sync::RwLock::new(None),
-            online,
+            extensions,
+            services,
         });
         engine.sync().await?;
         Ok(engine)
@@ -255,9 +228,10 @@ impl Engine {
         }
     }
 
-    /// Online serving: the store, refreshes, lookups.
-    pub fn online(&self) -> &Arc<crate::online::service::OnlineService> {
-        &self.online
+    /// The service of type `T` an extension provided ([`Setup::provide`]), if any.
+    pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let s = self.services.get(&TypeId::of::<T>())?;
+        Arc::clone(s).downcast::<T>().ok()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -293,6 +267,9 @@ impl Engine {
         if !self.catalog.is_synced(state.seq) {
             self.catalog.sync(&state, &self.ctx.state()).await?;
         }
-        self.online.sync(&state).await
+        for ext in &self.extensions {
+            ext.sync(self, &state).await?;
+        }
+        Ok(())
     }
 }

@@ -1,5 +1,5 @@
 //! `EXPORT FEATURE SET name [VERSION n] TO 'path' [FORMAT parquet]
-//! [FOR ENTITIES 'table' TIMESTAMP 'column']` (SQL.md §5).
+//! [FOR ENTITIES 'table' TIMESTAMP 'column']` (docs/sql-reference.md).
 //!
 //! - With `FOR ENTITIES`: one file, the point-in-time training set of the version over that
 //!   entity table (`training_set('name@n', table, column)`), at `<path>/<name>_v<n>.parquet`
@@ -37,8 +37,8 @@ use object_store::path::Path;
 
 use crate::engine::Engine;
 use crate::error::FStoreError;
+use crate::features::statements::ExportFeatureSet;
 use crate::registry::FeatureSetVersion;
-use crate::sql::feature_set::ExportFeatureSet;
 
 fn invalid(msg: String) -> datafusion::error::DataFusionError {
     FStoreError::invalid(msg).into()

@@ -29,6 +29,7 @@ pub mod exec;
 pub mod export;
 pub mod node;
 pub mod sets;
+pub mod statements;
 pub mod training;
 pub mod transform;
 
@@ -43,10 +44,10 @@ use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::{Expr, col, ident};
 
 use crate::error::FStoreError;
+use crate::features::statements::{CreateFeatureGroup, FeatureDefinition, SourceClause};
 use crate::registry::{
     Feature, FeatureGroup, FeatureKind, FeatureSource, WindowLength, quote_ident,
 };
-use crate::sql::feature_group::{CreateFeatureGroup, FeatureDefinition, SourceClause};
 
 /// Parses a duration (`'30 days'`, `'30d'`, `'1h'`, `'2 weeks'`) into microseconds.
 pub fn duration_micros(text: &str, what: &str) -> Result<WindowLength> {
@@ -456,4 +457,64 @@ pub async fn window_events(
         )
     })?;
     Ok((plan, features))
+}
+
+/// Feature groups and sets as an engine extension: their system tables, the table functions
+/// `training_set`, `temporal_split` and `feature_set_versions`, the optimizer rule for their
+/// time filters, the planner of their window nodes, and how the catalog plans a group.
+pub struct FeaturesExtension;
+
+/// Plans feature groups for the catalog ([`plan`]).
+#[derive(Debug)]
+struct GroupPlanner;
+
+#[async_trait::async_trait]
+impl crate::engine::catalog::FeatureGroupPlanner for GroupPlanner {
+    async fn plan(&self, group: &FeatureGroup, session: &SessionState) -> Result<LogicalPlan> {
+        plan(group, session).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::engine::EngineExtension for FeaturesExtension {
+    fn name(&self) -> &'static str {
+        "feature-groups"
+    }
+    fn configure(
+        &self,
+        builder: datafusion::execution::session_state::SessionStateBuilder,
+    ) -> Result<datafusion::execution::session_state::SessionStateBuilder> {
+        Ok(builder.with_optimizer_rule(Arc::new(node::TimeBoundsRule)))
+    }
+    fn extension_planners(
+        &self,
+    ) -> Vec<Arc<dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync>> {
+        vec![Arc::new(exec::FeatureWindowPlanner)]
+    }
+    async fn register(&self, setup: &mut crate::engine::Setup<'_>) -> Result<()> {
+        let registry = setup.registry;
+        setup.system.register(Arc::new(catalog::FeatureGroupsTable));
+        setup.system.register(Arc::new(catalog::FeaturesTable));
+        setup.system.register(Arc::new(sets::LineageTable));
+        setup.system.register(Arc::new(sets::FeatureSetsTable));
+        setup.ctx.register_udtf(
+            "feature_set_versions",
+            Arc::new(sets::FeatureSetVersions {
+                registry: Arc::clone(registry),
+            }),
+        );
+        setup.ctx.register_udtf(
+            "training_set",
+            Arc::new(training::TrainingSet {
+                registry: Arc::clone(registry),
+            }),
+        );
+        setup
+            .ctx
+            .register_udtf("temporal_split", Arc::new(training::TemporalSplit));
+        setup
+            .catalog
+            .set_feature_group_planner(Arc::new(GroupPlanner));
+        Ok(())
+    }
 }

@@ -17,13 +17,13 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 
+use crate::args::{at_most, identify_call, literal};
 use crate::error::FStoreError;
-use crate::functions::args::{at_most, identify_call, literal};
+use crate::features::statements::{CreateFeatureSet, FeatureList};
 use crate::providers::system::{SystemTable, utc_micros};
 use crate::registry::{
     FeatureRef, FeatureSetVersion, FeatureSource, PinnedGroup, Registry, RegistryState,
 };
-use crate::sql::feature_set::{CreateFeatureSet, FeatureList};
 
 /// Resolves `CREATE FEATURE SET` against the registry (and runs `FEATURES FROM (query)`).
 pub async fn resolve(

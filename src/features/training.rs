@@ -1,5 +1,5 @@
 //! Point-in-time training sets: `training_set(feature_list, entities, timestamp_column
-//! [, start, end])` and `temporal_split(table, test_size, timestamp_column)` (SQL.md §3).
+//! [, start, end])` and `temporal_split(table, test_size, timestamp_column)` (docs/sql-reference.md).
 //!
 //! A training set is a plan over the *spine* (the entity table: one row per example, with the
 //! groups' entity key columns and a timestamp t):
@@ -35,11 +35,11 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col,
 use futures::FutureExt;
 
 use super::at::WindowAtNode;
+use crate::args::at_most;
+use crate::args::{required_string, string_arg};
 use crate::asof::logical::AsOfJoin;
 use crate::asof::{AsOfKind, AsOfOp, LookBack};
 use crate::error::FStoreError;
-use crate::functions::args::at_most;
-use crate::functions::selection::source::{required_string, string_arg};
 use crate::registry::{FeatureGroup, Registry, RegistryState, quote_ident};
 
 const TRAINING_SET: &str = "training_set";
@@ -496,7 +496,7 @@ impl TableFunctionImpl for TemporalSplit {
         let exprs = args.exprs();
         at_most(exprs, 3, f, "table, test_size, timestamp_column")?;
         let table = required_string(exprs, 0, f, "table")?;
-        let test_size = match crate::functions::args::literal(exprs, 1, f, "test_size")? {
+        let test_size = match crate::args::literal(exprs, 1, f, "test_size")? {
             Some(v) if !v.is_null() => match v.cast_to(&DataType::Float64) {
                 Ok(ScalarValue::Float64(Some(x))) => x,
                 _ => {

@@ -16,8 +16,8 @@ use datafusion::logical_expr::ExprFunctionExt;
 use datafusion::prelude::{Expr, cast, ident, lit, when};
 
 use crate::error::FStoreError;
+use crate::features::statements::{AddTransformation, literal_text};
 use crate::registry::{Encoder, FeatureGroup, Transformation};
-use crate::sql::feature_group::{AddTransformation, literal_text};
 
 /// Most categories a fitted one-hot or label encoder may have.
 pub const MAX_CATEGORIES: usize = 1000;

@@ -220,7 +220,7 @@ async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
         FStoreError::unavailable(format!(
             "cannot read the token key in {}: {}",
             wh.url(),
-            crate::engine::object_stores::describe_store_error(&e)
+            crate::warehouse::describe_store_error(&e)
         ))
     };
     match wh.store().get(&path).await {

@@ -21,7 +21,7 @@ use tonic::Status;
 /// optimizing or executing a DataFusion plan (the hot path of online serving).
 #[derive(Debug)]
 pub struct OnlineFastPath {
-    pub target: crate::functions::online::OnlineTarget,
+    pub target: crate::online::table_function::OnlineTarget,
     /// For each key column, where its value comes from.
     pub keys: Vec<KeyValue>,
     /// The selected columns, as indexes of the target's schema.
@@ -59,7 +59,7 @@ impl OnlineFastPath {
 
 /// Recognises an [`OnlineFastPath`] in an (unoptimized) prepared plan.
 pub fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
-    use crate::functions::online::OnlineFeaturesTable;
+    use crate::online::table_function::OnlineFeaturesTable;
     use datafusion::logical_expr::{BinaryExpr, Expr, Operator, utils::split_conjunction};
     let LogicalPlan::Projection(p) = plan else {
         return None;

@@ -122,13 +122,10 @@ pub async fn serve(
         }
         s
     });
-    // Materializations on their schedule, for as long as the server runs.
-    let scheduler = tokio::spawn(crate::jobs::scheduler::run(Arc::clone(&engine)));
     let served = builder
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, shutdown_signal(running))
         .await;
-    scheduler.abort();
     served.map_err(|e| FStoreError::unavailable(format!("server failed: {e}")))?;
     eprintln!("server stopped");
     Ok(())

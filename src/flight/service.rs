@@ -498,8 +498,9 @@ impl FStoreFlightSql {
         params: &[ScalarValue],
     ) -> Result<RecordBatch, Status> {
         let keys: Vec<crate::online::EntityKey> = fast.key(params)?.into_iter().collect();
-        let rows = crate::functions::online::lookup(
-            self.engine.online(),
+        let online = crate::online::service_of(&self.engine).map_err(into_status)?;
+        let rows = crate::online::table_function::lookup(
+            &online,
             &fast.target,
             &keys,
             false,
@@ -549,7 +550,7 @@ impl FStoreFlightSql {
     ) -> Result<Option<RecordBatch>, Status> {
         // Cheap tests first: every other statement goes its usual way untouched, and a
         // statement with its own placeholders is not a plain lookup.
-        let function = crate::functions::online::F;
+        let function = crate::online::table_function::F;
         if sql.contains(['?', '$'])
             || !sql
                 .as_bytes()

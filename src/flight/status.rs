@@ -31,7 +31,7 @@ pub fn status(err: &DataFusionError) -> Status {
     }
     Status::new(
         code_of(kind),
-        crate::engine::object_stores::one_line(&user_message(err)),
+        crate::warehouse::one_line(&user_message(err)),
     )
 }
 

@@ -12,25 +12,13 @@ use std::time::Duration;
 
 use crate::engine::Engine;
 use crate::principal::Principal;
-use crate::registry::{OnlineConfig, RegistryState};
+use crate::registry::RegistryState;
 
 /// How often the scheduler looks at the registry.
 pub const TICK: Duration = Duration::from_millis(500);
 /// A refresh asked for by a stale lookup waits at least this long after a failed run (so a
 /// broken source does not turn every lookup into a refresh attempt).
 pub const STALE_RETRY_MICROS: i64 = 10_000_000;
-
-/// When `config`'s set is next due (µs), or None when it has no schedule.
-pub fn next_run(state: &RegistryState, config: &OnlineConfig) -> Option<i64> {
-    let freq = config.update_frequency.as_ref()?.micros;
-    let last = state
-        .materializations
-        .get(&config.set)
-        .and_then(|runs| runs.last())
-        .map(|r| r.started.max(config.since))
-        .unwrap_or(config.since);
-    Some(last + freq)
-}
 
 /// When the latest run of `set` started, if it failed.
 fn last_failure(state: &RegistryState, set: &str) -> Option<i64> {
@@ -44,7 +32,13 @@ fn last_failure(state: &RegistryState, set: &str) -> Option<i64> {
 
 /// Runs until the task is dropped (aborted). Refreshes run as the `scheduler` principal.
 pub async fn run(engine: Arc<Engine>) {
-    let online = Arc::clone(engine.online());
+    let online = match crate::online::service_of(&engine) {
+        Ok(online) => online,
+        Err(e) => {
+            tracing::warn!(error = %e, "no online refreshes are scheduled");
+            return;
+        }
+    };
     let mut requests = online.take_requests();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -64,10 +58,10 @@ pub async fn run(engine: Arc<Engine>) {
             continue;
         }
         let state = engine.registry().state();
-        let now = crate::online::service::now_micros();
+        let now = crate::registry::now_micros();
         let mut due: Vec<(String, &'static str)> = Vec::new();
         for config in state.online.values() {
-            if let Some(next) = next_run(&state, config)
+            if let Some(next) = crate::registry::next_run(&state, config)
                 && now >= next
             {
                 due.push((config.set.clone(), "schedule"));

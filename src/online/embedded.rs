@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::key::row_key;
 use super::{EntityKey, Lookup, OnlineStore, Result, Snapshot, SnapshotInfo};
-use crate::engine::object_stores::Warehouse;
 use crate::error::{ErrorKind, FStoreError};
+use crate::warehouse::Warehouse;
 
 /// One set's snapshot, indexed.
 #[derive(Debug)]

@@ -16,20 +16,10 @@
 //!
 //! Every other entity's vector at T equals its vector at T′.
 
-use serde::{Deserialize, Serialize};
-
 use crate::features::training::GroupRequest;
-use crate::registry::{DataFile, MaterializationRun, RegistryState, Relation, RunStatus};
-
-/// A source table as a materialization saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SourceMark {
-    pub relation: String,
-    /// The record that created the table (a re-created table has another).
-    pub created: u64,
-    /// How many of its files there were.
-    pub files: usize,
-}
+use crate::registry::{
+    DataFile, MaterializationRun, RegistryState, Relation, RunStatus, SourceMark,
+};
 
 /// The source marks of `groups`, or None when one reads anything but a managed table or
 /// has a fitted transformation (such sets are always refreshed in full).

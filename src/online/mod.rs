@@ -18,6 +18,8 @@ pub mod key;
 pub mod materialize;
 pub mod redis;
 pub mod service;
+pub mod statements;
+pub mod table_function;
 pub mod tables;
 
 use std::fmt::Debug;
@@ -111,7 +113,7 @@ pub type OnlineStoreRef = Arc<dyn OnlineStore>;
 /// `rediss://` URL), and the embedded store itself when it is that one.
 pub async fn open_store(
     config: &crate::config::Config,
-    warehouse: &crate::engine::object_stores::Warehouse,
+    warehouse: &crate::warehouse::Warehouse,
 ) -> Result<(OnlineStoreRef, Option<Arc<embedded::EmbeddedStore>>)> {
     match config.online_store.as_deref().map(str::trim) {
         None | Some("") | Some("embedded") => {
@@ -126,4 +128,53 @@ pub async fn open_store(
             "unknown online store '{other}': use 'embedded', 'redis://host:port' or 'rediss://host:port' (TLS)"
         ))),
     }
+}
+
+/// Online serving as an engine extension: opens the deployment's store (embedded or Redis),
+/// provides the [`service::OnlineService`], and registers `online_features` and the
+/// `fstore.materializations` / `fstore.online_sets` tables.
+pub struct OnlineExtension;
+
+#[async_trait]
+impl crate::engine::EngineExtension for OnlineExtension {
+    fn name(&self) -> &'static str {
+        "online"
+    }
+    async fn register(
+        &self,
+        setup: &mut crate::engine::Setup<'_>,
+    ) -> datafusion::error::Result<()> {
+        let (store, embedded) = open_store(setup.config, setup.warehouse).await?;
+        let online = Arc::new(service::OnlineService::new(store, embedded));
+        setup
+            .system
+            .register(Arc::new(tables::MaterializationsTable));
+        setup.system.register(Arc::new(tables::OnlineSetsTable));
+        setup.ctx.register_udtf(
+            table_function::F,
+            Arc::new(table_function::OnlineFeatures {
+                registry: Arc::clone(setup.registry),
+                service: Arc::clone(&online),
+            }),
+        );
+        setup.provide(online);
+        Ok(())
+    }
+    async fn sync(
+        &self,
+        engine: &crate::engine::Engine,
+        state: &crate::registry::RegistryState,
+    ) -> datafusion::error::Result<()> {
+        service_of(engine)?.sync(state).await
+    }
+}
+
+/// The engine's online service (every engine built by `crate::compose` has one).
+pub fn service_of(
+    engine: &crate::engine::Engine,
+) -> datafusion::error::Result<Arc<service::OnlineService>> {
+    engine.service::<service::OnlineService>().ok_or_else(|| {
+        crate::error::FStoreError::unimplemented("online serving is not enabled in this engine")
+            .into()
+    })
 }

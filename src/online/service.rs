@@ -11,12 +11,13 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::embedded::EmbeddedStore;
-use super::incremental::SourceMark;
 use super::{OnlineStoreRef, Snapshot, SnapshotInfo};
 use crate::engine::Engine;
 use crate::error::FStoreError;
 use crate::principal::Principal;
-use crate::registry::{Change, MaterializationRun, OnlineConfig, RegistryState, RunStatus};
+use crate::registry::{
+    Change, MaterializationRun, OnlineConfig, RegistryState, RunStatus, SourceMark, now_micros,
+};
 
 /// An online set version's output schema and key columns.
 pub type Shape = (SchemaRef, Vec<String>);
@@ -43,10 +44,6 @@ impl std::fmt::Debug for OnlineService {
             .field("store", &self.store.kind())
             .finish()
     }
-}
-
-pub fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 impl OnlineService {

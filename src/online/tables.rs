@@ -122,10 +122,7 @@ impl SystemTable for OnlineSetsTable {
             Arc::new(UInt64Array::from_iter(
                 sets.iter().map(|c| success(&c.set).map(|r| r.rows)),
             )),
-            times(
-                sets.iter()
-                    .map(|c| crate::jobs::scheduler::next_run(state, c)),
-            ),
+            times(sets.iter().map(|c| crate::registry::next_run(state, c))),
         ];
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }

@@ -42,9 +42,9 @@ pub use model::*;
 pub use online::*;
 pub use quality::*;
 
-use crate::engine::object_stores::{Warehouse, describe_store_error};
 use crate::error::{ErrorKind, FStoreError};
 use crate::principal::Principal;
+use crate::warehouse::{Warehouse, describe_store_error};
 
 /// A checkpoint is written after every this many commits.
 pub const CHECKPOINT_EVERY: u64 = 64;

@@ -1,9 +1,14 @@
-//! Online serving as the registry stores it (SQL.md §7): which feature sets are online, with
+//! Online serving as the registry stores it (docs/sql-reference.md): which feature sets are online, with
 //! what schedule and cache TTL, and the record of every materialization run.
 
 use serde::{Deserialize, Serialize};
 
 use super::WindowLength;
+
+/// Now, in µs since the epoch (the clock of registry records and online serving).
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
 
 /// `ALTER FEATURE SET name [VERSION n] SET ONLINE (update_frequency = …, cache_ttl = …)`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -65,8 +70,30 @@ pub struct MaterializationRun {
     pub generation: u64,
     /// The source tables as this run saw them (for incremental refreshes).
     #[serde(default)]
-    pub sources: Vec<crate::online::incremental::SourceMark>,
+    pub sources: Vec<SourceMark>,
 }
 
 /// Runs kept per set in the registry state (older ones stay in the log and `fstore.history`).
 pub const RUNS_KEPT: usize = 200;
+
+/// A source table as a materialization saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceMark {
+    pub relation: String,
+    /// The record that created the table (a re-created table has another).
+    pub created: u64,
+    /// How many of its files there were.
+    pub files: usize,
+}
+
+/// When `config`'s set is next due (µs), or None when it has no schedule.
+pub fn next_run(state: &super::RegistryState, config: &OnlineConfig) -> Option<i64> {
+    let freq = config.update_frequency.as_ref()?.micros;
+    let last = state
+        .materializations
+        .get(&config.set)
+        .and_then(|runs| runs.last())
+        .map(|r| r.started.max(config.since))
+        .unwrap_or(config.since);
+    Some(last + freq)
+}

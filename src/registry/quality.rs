@@ -1,5 +1,5 @@
 //! Data-quality definitions as the registry stores them: expectations on features and drift
-//! baselines of feature sets (SQL.md §6).
+//! baselines of feature sets (docs/sql-reference.md).
 //!
 //! An expectation belongs to a feature of a feature group (`group.feature`), not to a feature
 //! set: every set that reads the feature is validated against it. A drift baseline belongs

@@ -54,8 +54,14 @@ pub struct StatementResult {
 impl Engine {
     /// Parses a SQL text into statements (nothing runs).
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
+        let max_depth = self.config().max_expression_depth;
+        super::limits::check_size(sql)?;
         // FStore's parser, with every ASOF JOIN rewritten into SQL DataFusion can plan.
-        crate::asof::sql::parse_sql(sql)
+        let statements = crate::sql::asof::parse_sql(sql)?;
+        for s in &statements {
+            super::limits::check_depth(sql, s, max_depth)?;
+        }
+        Ok(statements)
     }
 
     /// Parses and runs every statement of `sql` in order. Commands take effect as they run;
@@ -147,9 +153,8 @@ impl Engine {
             }
             FStoreStatement::CreateExpectation(c) => {
                 let state = self.registry().state();
-                let (group, feature) =
-                    crate::functions::quality::resolve_feature(&state, &c.feature)?;
-                let expectations = crate::functions::quality::expectations_of(&c.expectations)?;
+                let (group, feature) = crate::quality::resolve_feature(&state, &c.feature)?;
+                let expectations = crate::quality::expectations_of(&c.expectations)?;
                 let change = Change::CreateExpectation(crate::registry::FeatureExpectations {
                     group,
                     feature,
@@ -163,8 +168,7 @@ impl Engine {
             }
             FStoreStatement::DropExpectation(d) => {
                 let state = self.registry().state();
-                let (group, feature) =
-                    crate::functions::quality::resolve_feature(&state, &d.feature)?;
+                let (group, feature) = crate::quality::resolve_feature(&state, &d.feature)?;
                 for n in &d.names {
                     if !crate::registry::EXPECTATION_NAMES.contains(&n.as_str()) {
                         return Err(FStoreError::invalid(format!(
@@ -196,7 +200,7 @@ impl Engine {
                 let state = self.registry().state();
                 let set = state.feature_set(&b.set)?;
                 let session = self.state();
-                let baseline = crate::functions::quality::drift::compute_baseline(
+                let baseline = crate::quality::drift::compute_baseline(
                     b,
                     set,
                     &session,
@@ -238,8 +242,7 @@ impl Engine {
                     .as_deref()
                     .map(crate::online::service::parse_time)
                     .transpose()?;
-                let run = self
-                    .online()
+                let run = crate::online::service_of(self)?
                     .refresh(self, principal, &r.name, as_of, "refresh")
                     .await?;
                 self.rows(crate::online::service::run_batch(&run)?)
@@ -332,7 +335,7 @@ impl Engine {
 
     async fn create_feature_group(
         &self,
-        c: &crate::sql::feature_group::CreateFeatureGroup,
+        c: &crate::features::statements::CreateFeatureGroup,
         text: &str,
         principal: &Principal,
     ) -> Result<StatementResult> {
@@ -372,7 +375,7 @@ impl Engine {
 
     async fn add_transformation(
         &self,
-        a: &crate::sql::feature_group::AddTransformation,
+        a: &crate::features::statements::AddTransformation,
         text: &str,
         principal: &Principal,
     ) -> Result<StatementResult> {
@@ -765,7 +768,7 @@ impl Engine {
             Err(object_store::Error::NotFound { .. }) if rows == 0 => Ok((vec![], 0)),
             Err(e) => Err(FStoreError::unavailable(format!(
                 "cannot write {url}: {}",
-                crate::engine::object_stores::describe_store_error(&e)
+                crate::warehouse::describe_store_error(&e)
             ))
             .into()),
         }
@@ -791,11 +794,11 @@ impl Engine {
 
     async fn alter_feature_set(
         &self,
-        a: &crate::sql::feature_set::AlterFeatureSet,
+        a: &crate::online::statements::AlterFeatureSet,
         sql: &str,
         principal: &Principal,
     ) -> Result<StatementResult> {
-        use crate::sql::feature_set::AlterFeatureSet;
+        use crate::online::statements::AlterFeatureSet;
         let state = self.registry().state();
         match a {
             AlterFeatureSet::SetOnline { reference, options } => {
@@ -848,7 +851,7 @@ impl Engine {
                     .commit(principal, sql, Change::SetOffline { set: name.clone() })
                     .await?;
                 self.sync().await?;
-                if let Err(e) = self.online().store().remove(name).await {
+                if let Err(e) = crate::online::service_of(self)?.store().remove(name).await {
                     warn!(set = %name, error = %e, "could not remove the online copy of a set taken offline");
                 }
                 self.done(None)

@@ -1,4 +1,4 @@
-//! Grammar of the feature-group statements (SQL.md §2):
+//! Grammar of the feature-group statements (docs/sql-reference.md):
 //!
 //! ```sql
 //! CREATE [OR REPLACE] FEATURE GROUP [IF NOT EXISTS] name
@@ -18,77 +18,17 @@
 
 use datafusion::error::Result;
 use datafusion::sql::sqlparser::ast::{
-    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
 };
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::parser::{expected, sql_error};
 use crate::error::FStoreError;
-
-/// `CREATE FEATURE GROUP`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CreateFeatureGroup {
-    pub name: String,
-    pub or_replace: bool,
-    pub if_not_exists: bool,
-    pub entity: Vec<String>,
-    pub timestamp: String,
-    pub created: Option<String>,
-    pub source: SourceClause,
-    /// The FEATURES list; None for the general form (every column of the query that is not
-    /// an entity key, the timestamp or CREATED is a feature).
-    pub features: Option<Vec<FeatureClause>>,
-    pub options: GroupOptions,
-}
-
-/// Where the events come from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceClause {
-    Relation(String),
-    Query(String),
-}
-
-/// One entry of FEATURES (…).
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureClause {
-    pub name: String,
-    pub definition: FeatureDefinition,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum FeatureDefinition {
-    /// `column`
-    Column,
-    /// `name = expr`
-    Expression(String),
-    /// `name = agg(expr) WINDOW 'duration'`; `input` is None for `count(*)`.
-    Window {
-        agg: String,
-        input: Option<String>,
-        window: String,
-    },
-}
-
-/// TTL, DESCRIPTION, TAGS, OWNER.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct GroupOptions {
-    pub ttl: Option<String>,
-    pub description: Option<String>,
-    pub tags: Vec<String>,
-    pub owner: Option<String>,
-}
-
-/// `ALTER FEATURE GROUP g ADD TRANSFORMATION f USING encoder(args) [AS output]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AddTransformation {
-    pub group: String,
-    pub feature: String,
-    pub encoder: String,
-    /// `(name, value)` pairs; positional arguments have no name.
-    pub args: Vec<(Option<String>, Expr)>,
-    pub output: Option<String>,
-}
+use crate::features::statements::{
+    AddTransformation, CreateFeatureGroup, FeatureClause, FeatureDefinition, GroupOptions,
+    SourceClause,
+};
 
 /// The window aggregates a feature can use, by the names SQL users write.
 pub fn window_aggregate(name: &str, distinct: bool, star: bool) -> Option<&'static str> {
@@ -398,20 +338,4 @@ pub fn parse_comment(w: &mut Words) -> Result<(String, String, Option<String>)> 
         Some(w.string("a comment string or NULL")?)
     };
     Ok((group.clone(), feature.clone(), comment))
-}
-
-/// Reads a literal number or string argument.
-pub fn literal_text(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Value(v) => match &v.value {
-            Value::Number(n, _) => Some(n.clone()),
-            Value::SingleQuotedString(s) => Some(s.clone()),
-            _ => None,
-        },
-        Expr::UnaryOp { op, expr } if op.to_string() == "-" => {
-            literal_text(expr).map(|t| format!("-{t}"))
-        }
-        Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
-        _ => None,
-    }
 }

@@ -1,4 +1,4 @@
-//! Grammar of the feature-set statements (SQL.md §5):
+//! Grammar of the feature-set statements (docs/sql-reference.md):
 //!
 //! ```sql
 //! CREATE FEATURE SET name
@@ -18,24 +18,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::feature_group::Words;
 use super::parser::{expected, sql_error};
-
-/// `CREATE FEATURE SET`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CreateFeatureSet {
-    pub name: String,
-    pub features: FeatureList,
-    pub metadata: BTreeMap<String, String>,
-    pub tags: Vec<String>,
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum FeatureList {
-    /// `(group, feature)`; feature `*` means every feature of the group.
-    Listed(Vec<(String, String)>),
-    /// `FEATURES FROM (query)`
-    Query(String),
-}
+use crate::features::statements::{CreateFeatureSet, ExportFeatureSet, FeatureList};
+use crate::online::statements::{AlterFeatureSet, RefreshOnline};
 
 /// After `CREATE FEATURE SET`.
 pub fn parse_create(w: &mut Words) -> Result<CreateFeatureSet> {
@@ -142,17 +126,6 @@ pub fn parse_describe(w: &mut Words) -> Result<String> {
     Ok(name)
 }
 
-/// `EXPORT FEATURE SET name [VERSION n] TO 'path' [FORMAT parquet]
-/// [FOR ENTITIES 'table' TIMESTAMP 'column']`
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExportFeatureSet {
-    /// `name` or `name@n`.
-    pub reference: String,
-    pub path: String,
-    /// The entity table (name or query) and its timestamp column: export a training set.
-    pub entities: Option<(String, String)>,
-}
-
 pub fn parse_export(w: &mut Words) -> Result<ExportFeatureSet> {
     let reference = parse_describe(w)?;
     w.expect("TO")?;
@@ -179,32 +152,6 @@ pub fn parse_export(w: &mut Words) -> Result<ExportFeatureSet> {
         path,
         entities,
     })
-}
-
-/// `ALTER FEATURE SET name [VERSION n] SET ONLINE [(update_frequency = '1h', cache_ttl = '30m')]`
-/// or `ALTER FEATURE SET name SET OFFLINE`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlterFeatureSet {
-    SetOnline {
-        /// `name` or `name@n`.
-        reference: String,
-        /// Option names (lower case) and values as written.
-        options: Vec<(String, String)>,
-    },
-    SetOffline {
-        name: String,
-    },
-}
-
-impl AlterFeatureSet {
-    pub fn name(&self) -> &str {
-        match self {
-            AlterFeatureSet::SetOnline { reference, .. } => {
-                crate::registry::parse_set_ref(reference).0
-            }
-            AlterFeatureSet::SetOffline { name } => name,
-        }
-    }
 }
 
 /// After `ALTER FEATURE SET`.
@@ -238,14 +185,6 @@ pub fn parse_alter(w: &mut Words) -> Result<AlterFeatureSet> {
         .collect();
     }
     Ok(AlterFeatureSet::SetOnline { reference, options })
-}
-
-/// `REFRESH ONLINE FEATURE SET name [AS OF 'timestamp']`: materialize now (at the given
-/// time instead of the current one, for backfills and reproducible tests).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RefreshOnline {
-    pub name: String,
-    pub as_of: Option<String>,
 }
 
 /// After `REFRESH ONLINE FEATURE SET`.

@@ -1,13 +1,16 @@
 //! The statement front: FStore's own statements on top of DataFusion's SQL.
 //!
-//! `parser` recognises FStore statements (`SHOW FEATURE GROUPS`, and the grammar of SQL.md as
+//! `parser` recognises FStore statements (`SHOW FEATURE GROUPS`, and the grammar of docs/sql-reference.md as
 //! it grows) and hands every other statement to DataFusion's `DFParser`. `exec` runs a parsed
 //! statement: DDL that defines things is committed to the registry, everything else is planned
 //! and executed by DataFusion unchanged.
 
+pub mod asof;
+mod duckdb_spelling;
 pub mod exec;
 pub mod feature_group;
 pub mod feature_set;
+pub mod limits;
 pub mod parser;
 pub mod quality;
 
@@ -26,9 +29,9 @@ pub enum FStoreStatement {
     /// `SHOW FEATURE SETS`
     ShowFeatureSets,
     /// `CREATE [OR REPLACE] FEATURE GROUP …`
-    CreateFeatureGroup(Box<feature_group::CreateFeatureGroup>),
+    CreateFeatureGroup(Box<crate::features::statements::CreateFeatureGroup>),
     /// `ALTER FEATURE GROUP … ADD TRANSFORMATION …`
-    AddTransformation(Box<feature_group::AddTransformation>),
+    AddTransformation(Box<crate::features::statements::AddTransformation>),
     /// `DROP FEATURE GROUP [IF EXISTS] name`
     DropFeatureGroup { name: String, if_exists: bool },
     /// `DESCRIBE FEATURE GROUP name`
@@ -40,21 +43,21 @@ pub enum FStoreStatement {
         comment: Option<String>,
     },
     /// `CREATE FEATURE SET …`
-    CreateFeatureSet(Box<feature_set::CreateFeatureSet>),
+    CreateFeatureSet(Box<crate::features::statements::CreateFeatureSet>),
     /// `DESCRIBE FEATURE SET name [VERSION n]` (as `name` or `name@n`)
     DescribeFeatureSet { reference: String },
     /// `EXPORT FEATURE SET …`
-    ExportFeatureSet(Box<feature_set::ExportFeatureSet>),
+    ExportFeatureSet(Box<crate::features::statements::ExportFeatureSet>),
     /// `CREATE EXPECTATION ON FEATURE …`
-    CreateExpectation(Box<quality::CreateExpectation>),
+    CreateExpectation(Box<crate::quality::statements::CreateExpectation>),
     /// `DROP EXPECTATION [IF EXISTS] ON FEATURE …`
-    DropExpectation(Box<quality::DropExpectation>),
+    DropExpectation(Box<crate::quality::statements::DropExpectation>),
     /// `SET DRIFT BASELINE FOR FEATURE SET …`
-    SetDriftBaseline(Box<quality::SetDriftBaseline>),
+    SetDriftBaseline(Box<crate::quality::statements::SetDriftBaseline>),
     /// `ALTER FEATURE SET … SET ONLINE (…) | SET OFFLINE`
-    AlterFeatureSet(Box<feature_set::AlterFeatureSet>),
+    AlterFeatureSet(Box<crate::online::statements::AlterFeatureSet>),
     /// `REFRESH ONLINE FEATURE SET name [AS OF '…']`
-    RefreshOnline(Box<feature_set::RefreshOnline>),
+    RefreshOnline(Box<crate::online::statements::RefreshOnline>),
 }
 
 impl std::fmt::Display for FStoreStatement {

@@ -32,20 +32,19 @@ use futures::FutureExt;
 use super::at_exec::{WindowAtExec, plan_at};
 use super::feature_exec::{FeatureWindowExec, plan_features};
 use super::spec::{WindowSpec, find_column};
-use crate::engine::EngineExtension;
-use crate::functions::args::{identify_call, literal};
-use crate::providers::system::SystemSchema;
-use crate::registry::Registry;
+use crate::args::{identify_call, literal};
+use crate::engine::{EngineExtension, Setup};
 
 /// Registers `window_features` and `window_features_at`.
 pub struct WindowExtension;
 
+#[async_trait::async_trait]
 impl EngineExtension for WindowExtension {
     fn name(&self) -> &'static str {
         "window"
     }
-    fn register(&self, ctx: &SessionContext, _: &Arc<Registry>, _: &SystemSchema) -> Result<()> {
-        register_table_functions(ctx);
+    async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
+        register_table_functions(setup.ctx);
         Ok(())
     }
 }

@@ -27,11 +27,11 @@ use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, 
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast, lit, when};
 use datafusion::physical_plan::ExecutionPlan;
 
+use crate::args::{at_most, identify_call};
+use crate::args::{required_string, string_arg};
 use crate::error::{ErrorKind, FStoreError, fail};
-use crate::functions::args::{at_most, identify_call};
-use crate::functions::selection::exec::{Accumulate, Analysis, SelectionExec};
-use crate::functions::selection::source::{required_string, string_arg};
 use crate::registry::{Expectation, FeatureGroup, Registry};
+use crate::selection::exec::{Accumulate, Analysis, SelectionExec};
 
 pub const FUNCTION: &str = "validate";
 

@@ -1,4 +1,4 @@
-//! Feature selection (SQL.md §4) as table functions:
+//! Feature selection (docs/sql-reference.md) as table functions:
 //!
 //! - `feature_correlation(source [, method])` → `feature_a, feature_b, correlation`: Pearson
 //!   (default) or Spearman correlation of every pair of numeric features (see `correlation`).
@@ -39,11 +39,9 @@ use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::SessionContext;
 
-use crate::engine::EngineExtension;
+use crate::engine::{EngineExtension, Setup};
 use crate::error::{ErrorKind, fail};
-use crate::providers::system::SystemSchema;
 use crate::registry::Registry;
 use exec::{Analysis, SelectionExec};
 use source::{Source, SourceArg};
@@ -51,16 +49,13 @@ use source::{Source, SourceArg};
 /// Registers `feature_correlation` and `select_features`.
 pub struct SelectionExtension;
 
+#[async_trait::async_trait]
 impl EngineExtension for SelectionExtension {
     fn name(&self) -> &'static str {
         "feature-selection"
     }
-    fn register(
-        &self,
-        ctx: &SessionContext,
-        registry: &Arc<Registry>,
-        _: &SystemSchema,
-    ) -> Result<()> {
+    async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
+        let (ctx, registry) = (setup.ctx, setup.registry);
         ctx.register_udtf(
             correlation::FUNCTION,
             Arc::new(correlation::FeatureCorrelation::new(Arc::clone(registry))),

@@ -11,8 +11,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
+use super::ParsedStatement;
 use crate::error::FStoreError;
-use crate::sql::ParsedStatement;
 
 /// The `MATCH_CONDITION` that stands for DuckDB's `ASOF LEFT JOIN … ON …`.
 pub const DUCKDB_LEFT: &str = "__fstore_duckdb_asof_left";

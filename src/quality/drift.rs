@@ -63,15 +63,16 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
+use crate::args::{at_most, identify_call, literal};
+use crate::args::{required_string, string_arg};
 use crate::error::{ErrorKind, FStoreError};
-use crate::functions::args::{at_most, identify_call, literal};
-use crate::functions::selection::exec::{Accumulate, Analysis, SelectionExec};
-use crate::functions::selection::source::{self, SourceArg, required_string, string_arg};
 use crate::providers::system::SystemTable;
+use crate::quality::statements::SetDriftBaseline;
 use crate::registry::{
     BaselineFeature, BaselineSketch, DriftBaseline, FeatureSetVersion, Registry, RegistryState,
 };
-use crate::sql::quality::SetDriftBaseline;
+use crate::selection::exec::{Accumulate, Analysis, SelectionExec};
+use crate::selection::source::{self, SourceArg};
 
 pub const FUNCTION: &str = "check_drift";
 const STATEMENT: &str = "SET DRIFT BASELINE";

@@ -42,10 +42,11 @@ use datafusion::logical_expr::Expr;
 use super::exec::{Accumulate, Analysis};
 use super::moments::{CoMoments, Moments};
 use super::mutual_info::MutualInfoScores;
-use super::source::{Source, SourceArg, required_string, string_arg};
+use super::source::{Source, SourceArg};
 use super::{Selection, SelectionTable, as_f64, is_numeric};
+use crate::args::{at_most, identify_call, literal};
+use crate::args::{required_string, string_arg};
 use crate::error::FStoreError;
-use crate::functions::args::{at_most, identify_call, literal};
 use crate::registry::Registry;
 
 pub const FUNCTION: &str = "select_features";

@@ -29,10 +29,11 @@ use datafusion::error::Result;
 use super::exec::{Accumulate, Analysis};
 use super::moments::{CoMoments, Moments};
 use super::rank::average_ranks;
-use super::source::{Source, SourceArg, string_arg};
+use super::source::{Source, SourceArg};
 use super::{Selection, SelectionTable, as_f64, is_numeric};
+use crate::args::string_arg;
+use crate::args::{at_most, identify_call};
 use crate::error::FStoreError;
-use crate::functions::args::{at_most, identify_call};
 use crate::registry::Registry;
 
 pub const FUNCTION: &str = "feature_correlation";

@@ -1,5 +1,5 @@
 //! `online_features(set, key…)` and `online_features(set) WHERE key = … | key IN (…)`:
-//! point lookups in the online store (SQL.md §7).
+//! point lookups in the online store (docs/sql-reference.md).
 //!
 //! - With keys as arguments: one row per key given, in that order; an entity that is not in
 //!   the online copy gets NULL features (and NULL `_feature_ts`, `_materialized_at`). A set
@@ -38,13 +38,14 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 
+use crate::args::{identify_call, literal};
 use crate::error::FStoreError;
 use crate::features::training::{plan_now, session_state};
-use crate::functions::args::{identify_call, literal};
 use crate::online::key::scalar_text;
-use crate::online::service::{OnlineService, not_online, now_micros};
+use crate::online::service::{OnlineService, not_online};
 use crate::online::{EntityKey, FEATURE_TS, MATERIALIZED_AT};
 use crate::registry::Registry;
+use crate::registry::now_micros;
 
 /// The table function's SQL name.
 pub const F: &str = "online_features";

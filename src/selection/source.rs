@@ -6,40 +6,16 @@
 //! For a feature group the candidate features are the group's features as the registry lists
 //! them (never its entity keys, timestamp or CREATED column); for anything else, every column.
 
-use datafusion::common::{Column, ScalarValue, TableReference};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 
+use crate::args::required_string;
 use crate::engine::{CATALOG, USER_SCHEMA};
 use crate::error::{ErrorKind, FStoreError, user_message};
-use crate::functions::args::literal;
 use crate::registry::Registry;
-
-/// A string argument; None when it is absent or NULL.
-pub fn string_arg(args: &[Expr], i: usize, function: &str, name: &str) -> Result<Option<String>> {
-    match literal(args, i, function, name)? {
-        None => Ok(None),
-        Some(v) if v.is_null() => Ok(None),
-        Some(ScalarValue::Utf8(Some(s)))
-        | Some(ScalarValue::LargeUtf8(Some(s)))
-        | Some(ScalarValue::Utf8View(Some(s))) => Ok(Some(s.clone())),
-        Some(other) => Err(FStoreError::invalid(format!(
-            "{function}: argument {} ({name}) must be a string, got {other} ({})",
-            i + 1,
-            other.data_type()
-        ))
-        .into()),
-    }
-}
-
-/// A required string argument.
-pub fn required_string(args: &[Expr], i: usize, function: &str, name: &str) -> Result<String> {
-    string_arg(args, i, function, name)?.ok_or_else(|| {
-        FStoreError::invalid(format!("{function}: missing argument {} ({name})", i + 1)).into()
-    })
-}
 
 /// The first argument of a selection function.
 #[derive(Debug, Clone, PartialEq)]

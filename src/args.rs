@@ -107,3 +107,27 @@ pub fn at_most(args: &[Expr], max: usize, function: &str, signature: &str) -> Re
     }
     Ok(())
 }
+
+/// A string argument; None when it is absent or NULL.
+pub fn string_arg(args: &[Expr], i: usize, function: &str, name: &str) -> Result<Option<String>> {
+    match literal(args, i, function, name)? {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(ScalarValue::Utf8(Some(s)))
+        | Some(ScalarValue::LargeUtf8(Some(s)))
+        | Some(ScalarValue::Utf8View(Some(s))) => Ok(Some(s.clone())),
+        Some(other) => Err(FStoreError::invalid(format!(
+            "{function}: argument {} ({name}) must be a string, got {other} ({})",
+            i + 1,
+            other.data_type()
+        ))
+        .into()),
+    }
+}
+
+/// A required string argument.
+pub fn required_string(args: &[Expr], i: usize, function: &str, name: &str) -> Result<String> {
+    string_arg(args, i, function, name)?.ok_or_else(|| {
+        FStoreError::invalid(format!("{function}: missing argument {} ({name})", i + 1)).into()
+    })
+}

@@ -1,4 +1,4 @@
-//! Validation and drift (SQL.md §6): expectations on features, `validate(feature_set
+//! Validation and drift (docs/sql-reference.md): expectations on features, `validate(feature_set
 //! [, start, end])`, drift baselines and `check_drift(feature_set, current, method,
 //! threshold)`, and the `fstore.expectations` system table.
 //!
@@ -12,6 +12,7 @@
 //! These functions only read; the statements that define things go through the registry.
 
 pub mod drift;
+pub mod statements;
 pub mod validate;
 
 use std::sync::Arc;
@@ -19,27 +20,23 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::error::Result;
-use datafusion::prelude::SessionContext;
 
-use crate::engine::EngineExtension;
+use crate::engine::{EngineExtension, Setup};
 use crate::error::FStoreError;
-use crate::providers::system::{SystemSchema, SystemTable};
-use crate::registry::{EXPECTATION_NAMES, Expectation, Registry, RegistryState};
-use crate::sql::quality::ExpectationValue;
+use crate::providers::system::SystemTable;
+use crate::quality::statements::ExpectationValue;
+use crate::registry::{EXPECTATION_NAMES, Expectation, RegistryState};
 
 /// Registers `validate`, `check_drift` and `fstore.expectations`.
 pub struct QualityExtension;
 
+#[async_trait::async_trait]
 impl EngineExtension for QualityExtension {
     fn name(&self) -> &'static str {
         "quality"
     }
-    fn register(
-        &self,
-        ctx: &SessionContext,
-        registry: &Arc<Registry>,
-        system: &SystemSchema,
-    ) -> Result<()> {
+    async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
+        let (ctx, registry, system) = (setup.ctx, setup.registry, setup.system);
         system.register(Arc::new(ExpectationsTable));
         system.register(Arc::new(drift::DriftBaselinesTable));
         ctx.register_udtf(

@@ -2,7 +2,7 @@
 //!
 //! DataFusion's SQL planner rejects sqlparser's `JoinOperator::AsOf`, so every AS-OF join is
 //! rewritten in the AST, before planning, into a plain join whose ON holds the
-//! [`ASOF_MATCH`](super::marker::ASOF_MATCH) marker:
+//! [`ASOF_MATCH`](crate::asof::marker::ASOF_MATCH) marker:
 //!
 //! ```text
 //! ASOF JOIN f MATCH_CONDITION (e.ts >= f.ts AND CREATED(f.c)) ON e.k = f.k AND e.ts - f.ts <= INTERVAL '7 days'
@@ -33,9 +33,9 @@ use datafusion::sql::sqlparser::parser::Parser;
 use super::duckdb_spelling::{
     DUCKDB_INNER, DUCKDB_LEFT, OffsetMap, apply_edits, duckdb_spelling_edits,
 };
-use super::marker::ASOF_MATCH;
+use super::{FStoreParser, FStoreStatement, ParsedStatement};
+use crate::asof::marker::ASOF_MATCH;
 use crate::error::FStoreError;
-use crate::sql::{FStoreParser, FStoreStatement, ParsedStatement};
 
 /// Parses `sql` with FStore's parser, accepting both spellings of the AS-OF join, and rewrites
 /// every `ASOF JOIN` into a join DataFusion can plan (see the module documentation).

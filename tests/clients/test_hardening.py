@@ -1,0 +1,167 @@
+"""No input ends the server: generated deep expressions and a fuzz of FStore's grammar,
+through a real Flight SQL client (ADBC), with the server answering `SELECT 1` afterwards."""
+import random
+import re
+
+import adbc_driver_manager
+import pytest
+
+from conftest import connect
+
+# The shapes BI tools and feature pipelines generate, at sizes that used to kill the server.
+GENERATED = {
+    "or": lambda n: "SELECT count(*) FROM (VALUES (1), (2)) t(x) WHERE "
+    + " OR ".join(f"x = {i}" for i in range(n)),
+    "and": lambda n: "SELECT count(*) FROM (VALUES (1), (2)) t(x) WHERE "
+    + " AND ".join(f"x <> {i + 10}" for i in range(n)),
+    "plus": lambda n: "SELECT " + " + ".join(["1"] * n),
+    "concat": lambda n: "SELECT " + " || ".join(["'a'"] * n),
+}
+
+
+def alive(server):
+    assert server.proc.poll() is None, "server died:\n" + "\n".join(server.stderr_lines[-20:])
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == [(1,)]
+
+
+def run(server, sql):
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+@pytest.mark.parametrize("shape", sorted(GENERATED))
+def test_generated_deep_expressions_are_refused_and_the_server_keeps_serving(make_server, shape):
+    server = make_server()
+    make = GENERATED[shape]
+    # Below the limit the statement runs.
+    rows = run(server, make(900))
+    assert len(rows) == 1
+    # At the sizes that crashed the process: a clear InvalidArgument naming the depth.
+    for n in (3000, 10000):
+        with pytest.raises(adbc_driver_manager.ProgrammingError) as e:
+            run(server, make(n))
+        assert "INVALID_ARGUMENT" in str(e.value)
+        m = re.search(r"expression too deep: (\d+) > 1000", str(e.value))
+        assert m and int(m.group(1)) >= n, str(e.value)
+        alive(server)
+    # Far beyond: refused before a tree is even built.
+    with pytest.raises(adbc_driver_manager.Error) as e:
+        run(server, make(60000))
+    assert re.search(r"expression too large: \d+ operators > 50000|exceeds the limit", str(e.value))
+    alive(server)
+
+
+def test_max_expression_depth_is_configurable(make_server):
+    server = make_server("--max-expression-depth", "5000")
+    assert run(server, GENERATED["or"](3000)) == [(2,)]
+    with pytest.raises(adbc_driver_manager.ProgrammingError, match=r"expression too deep: \d+ > 5000"):
+        run(server, GENERATED["plus"](6000))
+    alive(server)
+
+
+# Valid statements from FStore's grammar over a tiny table; the fuzzer mutates their tokens.
+CORPUS = [
+    "SELECT * FROM t WHERE k = 'a' AND v > 1",
+    "SELECT k, sum(v), count(*) FROM t GROUP BY k HAVING count(*) > 1 ORDER BY 2 DESC LIMIT 3",
+    "SELECT a.k, b.v FROM t a JOIN t b ON a.k = b.k AND a.ts >= b.ts",
+    "SELECT e.k, f.v FROM t e ASOF JOIN t f MATCH_CONDITION (e.ts >= f.ts) ON e.k = f.k",
+    "SELECT e.k, f.v FROM t e ASOF LEFT JOIN t f ON e.k = f.k AND e.ts >= f.ts",
+    "SELECT CASE WHEN v > 2 THEN 'hi' ELSE 'lo' END, coalesce(k, 'x') || '-' FROM t",
+    "SELECT time_bucket(ts, '1h'), hash_bucket(k, 8), one_hot(k, ARRAY['a', 'b']) FROM t",
+    "SELECT ks_statistic(v, v * 2), psi(v, v + 1), null_fraction(v), auc(v, v > 2) FROM t",
+    "SELECT k, avg(v) OVER (PARTITION BY k ORDER BY ts RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) FROM t",
+    "SELECT * FROM sample_transactions(20, 3) WHERE amount > 10",
+    "CREATE FEATURE GROUP g ENTITY (k) TIMESTAMP ts FROM t FEATURES (v_mean = mean(v) WINDOW '2 days', v) TTL '9 days'",
+    "CREATE FEATURE SET s FEATURES (g.*) WITH (author = 'fuzz') TAGS ('x') DESCRIPTION 'd'",
+    "SELECT * FROM training_set('g:*', 't', 'ts')",
+    "SELECT * FROM temporal_split('t', 0.2, 'ts')",
+    "SELECT * FROM feature_correlation('g', 'spearman')",
+    "SELECT * FROM validate('s')",
+    "CREATE EXPECTATION ON FEATURE g.v (min_value = 0, max_value = 100, null_percentage = 0.5)",
+    "SET DRIFT BASELINE FOR FEATURE SET s FROM '2024-01-01' TO '2024-01-05'",
+    "SELECT * FROM check_drift('s', 't', 'ks_test', 0.05)",
+    "ALTER FEATURE SET s SET ONLINE (update_frequency = '1h', cache_ttl = '30m')",
+    "SELECT * FROM online_features('s') WHERE k = 'a'",
+    "DESCRIBE FEATURE SET s",
+    "SHOW FEATURE GROUPS",
+    "COMMENT ON FEATURE g.v IS 'value'",
+    "SELECT * FROM fstore.history ORDER BY seq DESC LIMIT 2",
+    "CREATE VIEW w AS SELECT k, v FROM t WHERE v IS NOT NULL",
+    "INSERT INTO t VALUES ('c', 4.0, TIMESTAMP '2024-01-04 00:00:00')",
+    "SELECT CAST(v AS VARCHAR), v::BIGINT, [1, 2, 3][2], {'a': 1}['a'], NULLIF(v, 1) FROM t",
+    "EXPLAIN SELECT k FROM t WHERE v IN (1, 2, 3) UNION ALL SELECT 'z'",
+    "DROP VIEW IF EXISTS w",
+]
+VOCABULARY = [
+    "(", ")", ",", "'", "''", "*", "+", "-", "/", "=", "<", ">", "||", "::", ";", ".", "[", "]",
+    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "NULL", "ASOF", "JOIN", "ON", "MATCH_CONDITION",
+    "FEATURE", "GROUP", "SET", "WINDOW", "TTL", "VERSION", "ONLINE", "INTERVAL", "'1 day'", "0",
+    "-1", "1e308", "'x'", "k", "v", "ts", "t", "g", "s", "$1", "?", "CAST", "AS", "CASE", "END",
+    "OVER", "PARTITION", "BY", "training_set", "online_features", "'g:*'", "@", "%", "\\", "\x00",
+    "é", "ARRAY[", "{", "}",
+]
+
+
+def mutate(rng, sql):
+    tokens = re.findall(r"'[^']*'|\w+|\S", sql)
+    # One statement in four runs as written, so the happy paths (and the objects later
+    # statements use) are exercised too.
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
+        if not tokens:
+            break
+        i = rng.randrange(len(tokens))
+        op = rng.randrange(6)
+        if op == 0:
+            del tokens[i]
+        elif op == 1:
+            tokens.insert(i, rng.choice(VOCABULARY))
+        elif op == 2 and i + 1 < len(tokens):
+            tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
+        elif op == 3:
+            tokens = tokens[:i]
+        elif op == 4:
+            # nesting: wrap a token in many parentheses or a long chain
+            tokens[i] = "(" * rng.randint(1, 80) + tokens[i] + ")" * rng.randint(1, 80)
+        else:
+            tokens.insert(i, " OR ".join(["v = 1"] * rng.randint(2, 1500)))
+    return " ".join(tokens)
+
+
+def test_fuzzed_statements_never_kill_the_server(make_server):
+    server = make_server()
+    conn = connect(server)
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE t (k VARCHAR, v DOUBLE, ts TIMESTAMP)")
+    cur.execute(
+        "INSERT INTO t VALUES ('a', 1.0, TIMESTAMP '2024-01-01 00:00:00'), "
+        "('a', 2.0, TIMESTAMP '2024-01-02 00:00:00'), ('b', 3.0, TIMESTAMP '2024-01-03 00:00:00'), "
+        "('b', NULL, TIMESTAMP '2024-01-03 00:00:00'), (NULL, 5.0, TIMESTAMP '2024-01-05 00:00:00')"
+    )
+    rng = random.Random(20261204)
+    outcomes = {"ok": 0, "error": 0}
+    codes = {}
+    for n in range(2000):
+        sql = mutate(rng, rng.choice(CORPUS))
+        try:
+            cur.execute(sql)
+            cur.fetchall()
+            outcomes["ok"] += 1
+        except adbc_driver_manager.Error as e:
+            outcomes["error"] += 1
+            code = re.match(r"[A-Z_]+", str(e))
+            codes[code.group(0) if code else "?"] = codes.get(code.group(0) if code else "?", 0) + 1
+            assert "UNAVAILABLE" not in str(e), f"statement {n} lost the connection: {sql[:300]!r}\n{e}"
+            if server.proc.poll() is not None:
+                break
+            # A failed statement may leave the cursor unusable: start a fresh one.
+            cur.close()
+            cur = conn.cursor()
+        assert server.proc.poll() is None, f"statement {n} killed the server: {sql[:300]!r}"
+    print("fuzz outcomes", outcomes, codes)
+    cur.close()
+    conn.close()
+    assert outcomes["ok"] > 100 and outcomes["error"] > 100
+    alive(server)
