@@ -42,7 +42,6 @@ KNOWN = {
     "size:src/window/at_exec.rs",
     "size:src/window/state.rs",
     "size:src/quality/drift.rs",
-    "flight->online",
 }
 
 

@@ -328,6 +328,20 @@ pub fn demo_sql(rows: u64, seed: u64) -> String {
     )
 }
 
+/// The sample data set's table functions (`sample_transactions`, `sample_products`).
+pub struct SampleDataExtension;
+
+#[async_trait::async_trait]
+impl crate::engine::EngineExtension for SampleDataExtension {
+    fn name(&self) -> &'static str {
+        "sample-data"
+    }
+    async fn register(&self, setup: &mut crate::engine::Setup<'_>) -> Result<()> {
+        register(setup.ctx);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,19 +381,5 @@ mod tests {
                 assert!(ts.value(i) > ts.value(i - 1));
             }
         }
-    }
-}
-
-/// The sample data set's table functions (`sample_transactions`, `sample_products`).
-pub struct SampleDataExtension;
-
-#[async_trait::async_trait]
-impl crate::engine::EngineExtension for SampleDataExtension {
-    fn name(&self) -> &'static str {
-        "sample-data"
-    }
-    async fn register(&self, setup: &mut crate::engine::Setup<'_>) -> Result<()> {
-        register(setup.ctx);
-        Ok(())
     }
 }

@@ -12,6 +12,7 @@ use datafusion_proto::bytes::{
 };
 use fstore::asof::codec::{AsOfLogicalCodec, AsOfPhysicalCodec};
 use fstore::error::user_message;
+use fstore::sql::SqlSession;
 use fstore::{Config, Engine, Principal};
 
 const SETUP: &str = "
@@ -27,7 +28,7 @@ async fn engine(dir: &tempfile::TempDir, memory_limit: &str) -> Arc<Engine> {
         ..Config::default()
     };
     let engine = fstore::open(&config).await.expect("engine");
-    engine
+    SqlSession::new(&engine)
         .run_sql(SETUP, &Principal::new("test"))
         .await
         .expect("setup");
@@ -36,7 +37,7 @@ async fn engine(dir: &tempfile::TempDir, memory_limit: &str) -> Arc<Engine> {
 
 /// The logical and physical plan texts of a query.
 async fn explain(engine: &Engine, sql: &str) -> (String, String) {
-    let mut results = engine
+    let mut results = SqlSession::new(engine)
         .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
         .await
         .expect("explain");
@@ -149,7 +150,7 @@ async fn only_needed_columns_are_read() {
 const QUERY: &str = "SELECT e.k, e.ts, f.v FROM e ASOF JOIN f MATCH_CONDITION (e.ts >= f.ts AND CREATED(f.c)) ON e.k = f.k AND e.ts - f.ts < 10 ORDER BY e.k, e.ts";
 
 async fn query_plan(engine: &Engine) -> datafusion::dataframe::DataFrame {
-    let mut results = engine
+    let mut results = SqlSession::new(engine)
         .run_sql(QUERY, &Principal::new("test"))
         .await
         .unwrap();
@@ -210,7 +211,9 @@ async fn a_right_side_too_large_for_memory_is_resources_exhausted() {
                ASOF JOIN (SELECT value % 10 AS k, value AS ts, repeat('x', 100) AS pad FROM range(2000000)) r
                MATCH_CONDITION (l.ts >= r.ts) ON l.k = r.k";
     let result = async {
-        let mut r = engine.run_sql(sql, &Principal::new("test")).await?;
+        let mut r = SqlSession::new(&engine)
+            .run_sql(sql, &Principal::new("test"))
+            .await?;
         r.pop().expect("a result").df.collect().await
     }
     .await;

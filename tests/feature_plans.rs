@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use fstore::sql::SqlSession;
 use fstore::{Config, Engine, Principal};
 
 const SETUP: &str = "
@@ -23,7 +24,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
         ..Config::default()
     };
     let engine = fstore::open(&config).await.expect("engine");
-    engine
+    SqlSession::new(&engine)
         .run_sql(SETUP, &Principal::new("test"))
         .await
         .expect("setup");
@@ -32,7 +33,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
 
 /// The logical and physical plan texts of a query.
 async fn explain(engine: &Engine, sql: &str) -> (String, String) {
-    let mut results = engine
+    let mut results = SqlSession::new(engine)
         .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
         .await
         .expect("explain");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use fstore::sql::SqlSession;
 use fstore::{Config, Engine, Principal};
 
 const SETUP: &str = "
@@ -30,7 +31,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
         ..Config::default()
     };
     let engine = fstore::open(&config).await.expect("engine");
-    engine
+    SqlSession::new(&engine)
         .run_sql(SETUP, &Principal::new("test"))
         .await
         .expect("setup");
@@ -38,7 +39,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
 }
 
 async fn physical_plan(engine: &Engine, sql: &str) -> String {
-    let mut results = engine
+    let mut results = SqlSession::new(engine)
         .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
         .await
         .expect("explain");
@@ -115,7 +116,7 @@ async fn validate_time_range_reaches_the_scan() {
 async fn check_drift_reads_only_the_current_data() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine(&dir).await;
-    engine
+    SqlSession::new(&engine)
         .run_sql(
             "CREATE VIEW cur AS SELECT amount, category, n, 1.0 AS price FROM cb",
             &Principal::new("test"),

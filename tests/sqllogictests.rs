@@ -23,6 +23,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use fstore::error::user_message;
 use fstore::sql::ResultKind;
+use fstore::sql::SqlSession;
 use fstore::{Config, Engine, Principal};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
@@ -74,7 +75,10 @@ impl sqllogictest::AsyncDB for FStoreDb {
         let engine = self.engine().await?;
         let err = |e: datafusion::error::DataFusionError| SqlError(user_message(&e));
         let principal = Principal::new("slt");
-        let mut results = engine.run_sql(sql, &principal).await.map_err(err)?;
+        let mut results = SqlSession::new(&engine)
+            .run_sql(sql, &principal)
+            .await
+            .map_err(err)?;
         let Some(last) = results.pop() else {
             return Ok(DBOutput::StatementComplete(0));
         };
@@ -190,7 +194,7 @@ async fn write_sample_files(dir: &Path) -> datafusion::error::Result<()> {
     let engine = fstore::open(&config).await?;
     let p = Principal::new("setup");
     let d = dir.display();
-    engine
+    SqlSession::new(&engine)
         .run_sql(
             &format!(
                 "COPY (SELECT * FROM sample_transactions(1000, 7) ORDER BY transaction_id) TO '{d}/transactions.parquet' STORED AS PARQUET;

@@ -24,7 +24,7 @@ pub async fn run_script(
     format: Format,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let statements = engine.parse(sql)?;
+    let statements = crate::sql::SqlSession::new(engine).parse(sql)?;
     let principal = Principal::local_user();
     let many = statements.len() > 1;
     for (i, stmt) in statements.iter().enumerate() {
@@ -34,7 +34,9 @@ pub async fn run_script(
             bar.set_message(m.to_string())
         })));
         let result = async {
-            let result = engine.execute(stmt, &principal).await?;
+            let result = crate::sql::SqlSession::new(engine)
+                .execute(stmt, &principal)
+                .await?;
             match result.kind {
                 ResultKind::Query => output::print_query(result.df, format, out).await,
                 ResultKind::Command => output::print_command(result.affected, format, out),
@@ -77,10 +79,13 @@ pub fn spinner(message: &str) -> ProgressBar {
 /// `fstore demo`: the sample data set as tables `transactions` and `products`.
 pub async fn demo(engine: &Engine, rows: u64, seed: u64, out: &mut dyn Write) -> Result<()> {
     let principal = Principal::local_user();
-    let statements = engine.parse(&crate::sample::demo_sql(rows, seed))?;
+    let statements =
+        crate::sql::SqlSession::new(engine).parse(&crate::sample::demo_sql(rows, seed))?;
     let pb = spinner(&format!("generating {rows} transactions"));
     for stmt in &statements {
-        let r = engine.execute(stmt, &principal).await;
+        let r = crate::sql::SqlSession::new(engine)
+            .execute(stmt, &principal)
+            .await;
         if let Err(e) = r {
             pb.finish_and_clear();
             return Err(e);

@@ -52,8 +52,6 @@ pub struct Metrics {
     pub rows_sent: AtomicU64,
     pub queries_rejected: AtomicU64,
     pub queries_cancelled: AtomicU64,
-    /// Online lookups answered straight from the store, without planning a query.
-    pub online_direct_lookups: AtomicU64,
 }
 
 impl Metrics {
@@ -170,7 +168,7 @@ impl Metrics {
             (
                 "fstore_online_direct_lookups_total",
                 "Online lookups answered from the store without planning a query.",
-                self.online_direct_lookups.load(Ordering::Relaxed) as i64,
+                crate::sql::lookup::direct_lookups() as i64,
             ),
         ];
         for (name, help, v) in gauges {

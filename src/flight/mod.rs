@@ -7,7 +7,6 @@
 //! returns, so there is nothing to flush.
 
 pub mod auth;
-pub mod fast_path;
 pub mod metadata;
 pub mod metrics;
 pub mod service;

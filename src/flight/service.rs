@@ -61,7 +61,6 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::Instrument;
 
 use super::auth::{Authenticator, decode_basic};
-use super::fast_path::{OnlineFastPath, online_fast_path, parameterize};
 use super::metadata;
 use super::metrics::Metrics;
 use super::status::into_status;
@@ -69,7 +68,8 @@ use super::tickets::{PreparedHandle, StatementTicket, any_bytes, decode_any};
 use crate::engine::Engine;
 use crate::principal::Principal;
 use crate::sql::exec::{count_batch, is_command};
-use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, StatementResult};
+use crate::sql::lookup::{self, DirectLookup, parameterize};
+use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, SqlSession, StatementResult};
 
 /// How long a plan made for `GetFlightInfo` waits for its `DoGet`.
 const PLAN_TTL: Duration = Duration::from_secs(30);
@@ -211,7 +211,7 @@ struct Prepared {
     dataset_schema: SchemaRef,
     parameter_schema: SchemaRef,
     /// Set when the statement is an online point lookup by parameters.
-    online: Option<Arc<OnlineFastPath>>,
+    online: Option<Arc<DirectLookup>>,
 }
 
 /// The Flight SQL service.
@@ -234,7 +234,7 @@ pub struct FStoreFlightSql {
 /// result schema, or None when it is not one.
 struct LiteralShape {
     seq: u64,
-    lookup: Option<(Arc<OnlineFastPath>, SchemaRef)>,
+    lookup: Option<(Arc<DirectLookup>, SchemaRef)>,
 }
 
 impl FStoreFlightSql {
@@ -257,6 +257,11 @@ impl FStoreFlightSql {
             looked_up: Mutex::new(BoundedCache::new(PLAN_CACHE)),
             literal_shapes: Mutex::new(BoundedCache::new(PREPARED_CACHE)),
         }
+    }
+
+    /// The statement executor over this server's engine.
+    fn sql(&self) -> SqlSession<'_> {
+        SqlSession::new(&self.engine)
     }
 
     fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
@@ -303,7 +308,7 @@ impl FStoreFlightSql {
                 metadata::MAX_SQL_BYTES
             )));
         }
-        let statements = self.engine.parse(sql).map_err(into_status)?;
+        let statements = self.sql().parse(sql).map_err(into_status)?;
         if statements.is_empty() {
             return Err(Status::invalid_argument("empty statement: nothing to run"));
         }
@@ -328,7 +333,7 @@ impl FStoreFlightSql {
         let mut last = None;
         for stmt in statements {
             let result = self
-                .engine
+                .sql()
                 .execute(&stmt, principal)
                 .await
                 .map_err(into_status)?;
@@ -354,7 +359,7 @@ impl FStoreFlightSql {
             ));
         };
         let result = self
-            .engine
+            .sql()
             .execute(stmt, principal)
             .await
             .map_err(into_status)?;
@@ -432,7 +437,7 @@ impl FStoreFlightSql {
         let prepared = match &statement.statement {
             FStoreStatement::DataFusion(stmt) => {
                 let plan = self
-                    .engine
+                    .sql()
                     .plan_datafusion(stmt)
                     .await
                     .map_err(into_status)?;
@@ -442,7 +447,7 @@ impl FStoreFlightSql {
                     Arc::new(plan.schema().as_arrow().clone())
                 };
                 let parameter_schema = parameter_schema(&plan).map_err(into_status)?;
-                let online = online_fast_path(&plan).map(Arc::new);
+                let online = lookup::recognize(&plan).map(Arc::new);
                 Prepared {
                     seq,
                     statement: statement.clone(),
@@ -489,30 +494,17 @@ impl FStoreFlightSql {
         self.info(&schema, ticket, request.into_inner())
     }
 
-    /// Runs an online lookup statement (see [`OnlineFastPath`]) with the given parameter
+    /// Runs an online lookup statement (see [`DirectLookup`]) with the given parameter
     /// values; the result has the statement's `schema`.
     async fn run_online(
         &self,
         schema: &SchemaRef,
-        fast: &OnlineFastPath,
+        fast: &DirectLookup,
         params: &[ScalarValue],
     ) -> Result<RecordBatch, Status> {
-        let keys: Vec<crate::online::EntityKey> = fast.key(params)?.into_iter().collect();
-        let online = crate::online::service_of(&self.engine).map_err(into_status)?;
-        let rows = crate::online::table_function::lookup(
-            &online,
-            &fast.target,
-            &keys,
-            false,
-            Some(&fast.projection),
-            schema,
-        )
-        .await
-        .map_err(into_status)?;
-        self.metrics
-            .online_direct_lookups
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(rows)
+        lookup::run(&self.engine, fast, params, schema)
+            .await
+            .map_err(into_status)
     }
 
     /// Runs a prepared online lookup with its bound row (one row, or none when the
@@ -520,7 +512,7 @@ impl FStoreFlightSql {
     async fn run_prepared_online(
         &self,
         prepared: &Prepared,
-        fast: &OnlineFastPath,
+        fast: &DirectLookup,
         handle: &PreparedHandle,
     ) -> Result<RecordBatch, Status> {
         let params = match handle.params()? {
@@ -539,7 +531,7 @@ impl FStoreFlightSql {
     }
 
     /// `sql`, when it is a plain statement that is one online lookup with literal keys (see
-    /// [`OnlineFastPath`]): its result, looked up without optimizing or executing a plan.
+    /// [`DirectLookup`]): its result, looked up without optimizing or executing a plan.
     /// The statement's literals are made parameters and the plan of that shape is cached,
     /// so a service sending `… WHERE customer_id = 42` for ever new keys plans once. None
     /// for anything else, which goes the general way.
@@ -550,13 +542,7 @@ impl FStoreFlightSql {
     ) -> Result<Option<RecordBatch>, Status> {
         // Cheap tests first: every other statement goes its usual way untouched, and a
         // statement with its own placeholders is not a plain lookup.
-        let function = crate::online::table_function::F;
-        if sql.contains(['?', '$'])
-            || !sql
-                .as_bytes()
-                .windows(function.len())
-                .any(|w| w.eq_ignore_ascii_case(function.as_bytes()))
-        {
+        if !lookup::may_be_literal_lookup(sql) {
             return Ok(None);
         }
         let [statement] = statements else {
@@ -584,8 +570,8 @@ impl FStoreFlightSql {
             None => {
                 // A shape that does not plan (or is no lookup) is left to the general path,
                 // which plans the statement as written and reports its errors.
-                let lookup = match self.engine.plan_datafusion(&shape).await {
-                    Ok(plan) => online_fast_path(&plan)
+                let lookup = match self.sql().plan_datafusion(&shape).await {
+                    Ok(plan) => lookup::recognize(&plan)
                         .map(|fast| (Arc::new(fast), Arc::new(plan.schema().as_arrow().clone()))),
                     Err(_) => None,
                 };
@@ -617,7 +603,7 @@ impl FStoreFlightSql {
     ) -> Result<Vec<StatementResult>, Status> {
         let Some(plan) = &prepared.plan else {
             let r = self
-                .engine
+                .sql()
                 .execute(&prepared.statement, principal)
                 .await
                 .map_err(into_status)?;
@@ -648,7 +634,7 @@ impl FStoreFlightSql {
                 ));
             }
             results.push(
-                self.engine
+                self.sql()
                     .execute_plan(bound, prepared.statement.sql(), principal)
                     .await
                     .map_err(into_status)?,
@@ -1070,17 +1056,17 @@ impl FlightSqlService for FStoreFlightSql {
                     return Err(Status::not_found(format!("table '{table}' not found")));
                 }
                 (false, _, _) => {
-                    self.engine
+                    self.sql()
                         .create_table_from_plan(&table, plan, false, &text, &principal)
                         .await
                 }
                 (true, TableExistsOption::Append, _) => {
-                    self.engine
+                    self.sql()
                         .insert_plan(&table, plan, &text, &principal)
                         .await
                 }
                 (true, TableExistsOption::Replace, _) => {
-                    self.engine
+                    self.sql()
                         .create_table_from_plan(&table, plan, true, &text, &principal)
                         .await
                 }

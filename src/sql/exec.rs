@@ -51,7 +51,33 @@ pub struct StatementResult {
     pub affected: Option<u64>,
 }
 
-impl Engine {
+/// The statement executor: the SQL front bound to an engine. Every front runs statements
+/// through it (the CLI, the `.slt` suite, Flight SQL), so a statement has one path; it is
+/// where per-session settings and the one authorization point belong. It borrows the engine
+/// and costs nothing to make per request.
+#[derive(Clone, Copy)]
+pub struct SqlSession<'e> {
+    engine: &'e Engine,
+}
+
+impl<'e> SqlSession<'e> {
+    pub fn new(engine: &'e Engine) -> Self {
+        Self { engine }
+    }
+
+    pub fn engine(&self) -> &'e Engine {
+        self.engine
+    }
+}
+
+impl std::ops::Deref for SqlSession<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        self.engine
+    }
+}
+
+impl SqlSession<'_> {
     /// Parses a SQL text into statements (nothing runs).
     pub fn parse(&self, sql: &str) -> Result<Vec<ParsedStatement>> {
         let max_depth = self.config().max_expression_depth;
@@ -315,6 +341,14 @@ impl Engine {
                 } else {
                     ResultKind::Query
                 };
+                if kind == ResultKind::Query
+                    && let Some(direct) = super::lookup::recognize(&plan)
+                {
+                    // One point lookup of an online feature set: answered from the store,
+                    // the same way for every front (see `sql::lookup`).
+                    let schema = Arc::new(plan.schema().as_arrow().clone());
+                    return self.rows(super::lookup::run(self, &direct, &[], &schema).await?);
+                }
                 let df = self.ctx().execute_logical_plan(plan).await?;
                 if kind == ResultKind::Command {
                     // Commands take effect when they are executed, not when they are fetched.

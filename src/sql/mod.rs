@@ -11,12 +11,13 @@ pub mod exec;
 pub mod feature_group;
 pub mod feature_set;
 pub mod limits;
+pub mod lookup;
 pub mod parser;
 pub mod quality;
 
 use datafusion::sql::parser::Statement as DFStatement;
 
-pub use exec::{ResultKind, StatementResult};
+pub use exec::{ResultKind, SqlSession, StatementResult};
 pub use parser::{FStoreParser, ParsedStatement};
 
 /// A statement FStore can run.

@@ -1,12 +1,17 @@
 //! The online hot path: statements that are one point lookup of `online_features`, answered
 //! straight from the online store, without optimizing or executing a DataFusion plan.
 //!
-//! - [`online_fast_path`] recognises `SELECT <columns> FROM online_features('set')
+//! - [`recognize`] finds `SELECT <columns> FROM online_features('set')
 //!   WHERE key = ? [AND key2 = …]` in an unoptimized plan, each key compared with a
 //!   parameter or a literal;
+//! - [`run`] answers it from the store;
 //! - [`parameterize`] turns the literals of a plain statement's `key = <literal>` filters
 //!   into parameters, so that a plain statement is planned once per shape (not once per
 //!   key) and then served like a prepared one.
+//!
+//! Every front takes this path through the statement executor (`fstore sql`, the `.slt`
+//! suite, plain and prepared statements over Flight SQL), so it is tested like any other
+//! statement, and equal to the general plan's answer by test.
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::LogicalPlan;
@@ -14,14 +19,65 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr as SqlExpr, SetExpr, Statement as SqlStatement, Value,
 };
-use tonic::Status;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_schema::SchemaRef;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::error::Result;
+
+use crate::engine::Engine;
+use crate::error::FStoreError;
+use crate::online::EntityKey;
+use crate::online::table_function::{OnlineFeaturesTable, OnlineTarget};
+
+/// Lookups answered by [`run`] since the process started (`fstore_online_direct_lookups_total`).
+static DIRECT_LOOKUPS: AtomicU64 = AtomicU64::new(0);
+
+/// How many lookups [`run`] answered in this process.
+pub fn direct_lookups() -> u64 {
+    DIRECT_LOOKUPS.load(Ordering::Relaxed)
+}
+
+/// Whether `sql` may be a plain lookup at all (names `online_features`, has no placeholders
+/// of its own): a test cheap enough for every statement.
+pub fn may_be_literal_lookup(sql: &str) -> bool {
+    let function = crate::online::table_function::F;
+    !sql.contains(['?', '$'])
+        && sql
+            .as_bytes()
+            .windows(function.len())
+            .any(|w| w.eq_ignore_ascii_case(function.as_bytes()))
+}
+
+/// Answers `lookup` from the online store with the bound parameter `params`; the result has
+/// the statement's `schema`.
+pub async fn run(
+    engine: &Engine,
+    lookup: &DirectLookup,
+    params: &[ScalarValue],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let keys: Vec<EntityKey> = lookup.key(params)?.into_iter().collect();
+    let online = crate::online::service_of(engine)?;
+    let rows = crate::online::table_function::lookup(
+        &online,
+        &lookup.target,
+        &keys,
+        false,
+        Some(&lookup.projection),
+        schema,
+    )
+    .await?;
+    DIRECT_LOOKUPS.fetch_add(1, Ordering::Relaxed);
+    Ok(rows)
+}
 
 /// `SELECT <columns> FROM online_features('set') WHERE key = ? [AND key2 = ?]` (each key
 /// compared with a parameter or a literal): executed as a direct store lookup, without
 /// optimizing or executing a DataFusion plan (the hot path of online serving).
 #[derive(Debug)]
-pub struct OnlineFastPath {
-    pub target: crate::online::table_function::OnlineTarget,
+pub struct DirectLookup {
+    pub target: OnlineTarget,
     /// For each key column, where its value comes from.
     pub keys: Vec<KeyValue>,
     /// The selected columns, as indexes of the target's schema.
@@ -37,29 +93,29 @@ pub enum KeyValue {
     Literal(ScalarValue),
 }
 
-impl OnlineFastPath {
+impl DirectLookup {
     /// The entity the statement asks for, given the bound parameter values; None when a key
     /// is NULL (which matches nothing).
-    pub fn key(&self, params: &[ScalarValue]) -> Result<Option<crate::online::EntityKey>, Status> {
+    pub fn key(&self, params: &[ScalarValue]) -> Result<Option<EntityKey>> {
         let values = self
             .keys
             .iter()
             .map(|k| match k {
                 KeyValue::Literal(v) => Ok(v.clone()),
                 KeyValue::Param(i) => params.get(*i).cloned().ok_or_else(|| {
-                    Status::invalid_argument(
+                    FStoreError::invalid(
                         "the statement has parameters: bind values before executing it",
                     )
+                    .into()
                 }),
             })
-            .collect::<Result<Vec<_>, Status>>()?;
-        Ok(crate::online::EntityKey::from_scalars(&values))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EntityKey::from_scalars(&values))
     }
 }
 
-/// Recognises an [`OnlineFastPath`] in an (unoptimized) prepared plan.
-pub fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
-    use crate::online::table_function::OnlineFeaturesTable;
+/// Recognises an [`DirectLookup`] in an (unoptimized) prepared plan.
+pub fn recognize(plan: &LogicalPlan) -> Option<DirectLookup> {
     use datafusion::logical_expr::{BinaryExpr, Expr, Operator, utils::split_conjunction};
     let LogicalPlan::Projection(p) = plan else {
         return None;
@@ -121,7 +177,7 @@ pub fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
             _ => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(OnlineFastPath {
+    Some(DirectLookup {
         target: target.clone(),
         keys,
         projection,
@@ -133,7 +189,7 @@ pub fn online_fast_path(plan: &LogicalPlan) -> Option<OnlineFastPath> {
 /// DataFusion types SQL literals (integers as Int64, then UInt64, other numbers as Float64,
 /// strings as Utf8). None when there is no such literal, or the statement is not a simple
 /// SELECT. The rewritten statement may still not be a lookup: the caller plans it and asks
-/// [`online_fast_path`].
+/// [`recognize`].
 pub fn parameterize(stmt: &mut DFStatement) -> Option<Vec<ScalarValue>> {
     let DFStatement::Statement(s) = stmt else {
         return None;
