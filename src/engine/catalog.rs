@@ -400,7 +400,19 @@ fn parse_one(sql: &str) -> Result<datafusion::sql::parser::Statement> {
 pub fn user_relation_name(table: &TableReference) -> Result<String> {
     match (table.catalog(), table.schema()) {
         (None | Some(super::CATALOG), None | Some(super::USER_SCHEMA)) => {
-            Ok(table.table().to_string())
+            let name = table.table();
+            if name.is_empty()
+                || name
+                    .chars()
+                    .any(|c| c == '/' || c == '\\' || c.is_control())
+            {
+                return Err(FStoreError::invalid(format!(
+                    "invalid name {name:?}: names of tables and views cannot be empty or hold \
+                     '/', '\\' or control characters"
+                ))
+                .into());
+            }
+            Ok(name.to_string())
         }
         _ => Err(FStoreError::invalid(format!(
             "cannot define '{table}': tables and views live in schema {}.{}",

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod service;
 pub mod status;
 pub mod tickets;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,7 +90,7 @@ pub async fn serve(
         Arc::clone(&running),
         server.max_concurrent_queries,
     );
-    let svc = FlightServiceServer::new(service)
+    let svc = FlightServiceServer::new(transport::Transport(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut builder = Server::builder()

@@ -533,7 +533,7 @@ impl SqlSession<'_> {
         let mut schema = input.schema().as_arrow().clone();
         // Planning tags (e.g. which table function produced the rows) are not table metadata.
         schema.metadata.retain(|k, _| !k.starts_with("fstore."));
-        let dir = format!("tables/{name}-{}", short_id());
+        let dir = format!("tables/{}-{}", directory_slug(&name), short_id());
         let (files, rows) = self.write_data_file(&dir, input).await?;
         let previous = self
             .registry()
@@ -985,6 +985,24 @@ fn absolute_location(loc: &str) -> Result<String> {
         s.push('/');
     }
     Ok(s)
+}
+
+/// A managed table's data directory name: the table's name reduced to letters, digits and
+/// `_` (at most 64 of them), so that no name (`../x`, `a/b`, `%2e%2e`) reaches outside
+/// `tables/`. The directory is recorded in the registry; it need not spell the name.
+fn directory_slug(name: &str) -> String {
+    let slug: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if slug.is_empty() { "t".into() } else { slug }
 }
 
 fn short_id() -> String {

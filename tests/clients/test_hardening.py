@@ -165,3 +165,66 @@ def test_fuzzed_statements_never_kill_the_server(make_server):
     conn.close()
     assert outcomes["ok"] > 100 and outcomes["error"] > 100
     alive(server)
+
+
+def test_bulk_ingest_cannot_write_outside_the_warehouse(make_server, tmp_path):
+    import pyarrow as pa
+
+    server = make_server(warehouse=tmp_path / "wh")
+    data = pa.table({"x": [1, 2, 3]})
+    with connect(server) as conn, conn.cursor() as cur:
+        for name in ["../escaped", "../../escaped", "a/b", "x\\y"]:
+            with pytest.raises(adbc_driver_manager.Error) as e:
+                cur.adbc_ingest(name, data, mode="create")
+            assert "INVALID_ARGUMENT" in str(e.value) and "invalid name" in str(e.value), str(e.value)
+        # A legal odd name works, and its files stay under the warehouse's tables/.
+        cur.adbc_ingest("Odd.Name", data, mode="create")
+        cur.execute('SELECT sum(x) FROM "odd.name"')
+        assert cur.fetchall() == [(6,)]
+    outside = [p for p in tmp_path.rglob("*.parquet") if (tmp_path / "wh") not in p.parents]
+    assert outside == []
+    written = list((tmp_path / "wh").rglob("*.parquet"))
+    assert written and all((tmp_path / "wh" / "tables") in p.parents for p in written)
+    alive(server)
+
+
+def test_garbage_flight_sql_commands_are_invalid_argument(make_server):
+    import pyarrow as pa
+    import pyarrow.flight as flight
+    from flight_sql_proto import any_message
+
+    server = make_server()
+    client = flight.FlightClient(server.uri)
+    token = client.authenticate_basic_token("admin", "s3cret-admin")
+    options = flight.FlightCallOptions(headers=[token])
+    rng = random.Random(7)
+    commands = [
+        "CommandStatementQuery",
+        "CommandPreparedStatementQuery",
+        "CommandGetTables",
+        "CommandGetSqlInfo",
+        "TicketStatementQuery",
+    ]
+    codes = {}
+    for i in range(300):
+        garbage = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+        if i % 2:
+            # A well-formed Any whose value is garbage.
+            garbage = any_message(rng.choice(commands), garbage)
+        try:
+            if i % 3 == 0:
+                list(client.do_get(flight.Ticket(garbage), options=options))
+            else:
+                client.get_flight_info(flight.FlightDescriptor.for_command(garbage), options=options)
+            codes["ok"] = codes.get("ok", 0) + 1
+        except (flight.FlightError, pa.ArrowException) as e:
+            # pyarrow raises ArrowInvalid for INVALID_ARGUMENT, ArrowNotImplementedError for
+            # UNIMPLEMENTED, FlightError subclasses for the rest.
+            name = type(e).__name__
+            codes[name] = codes.get(name, 0) + 1
+            assert not isinstance(e, (flight.FlightInternalError, flight.FlightUnavailableError)), (
+                f"request {i}: {name}: {e}"
+            )
+            assert "grpc_status:13" not in str(e), f"request {i} answered INTERNAL: {e}"
+    print("garbage outcomes", codes)
+    alive(server)
