@@ -7,6 +7,7 @@
 //! returns, so there is nothing to flush.
 
 pub mod auth;
+pub mod ipc_check;
 pub mod metadata;
 pub mod metrics;
 pub mod service;

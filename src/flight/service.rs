@@ -35,7 +35,7 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, BasicAuth, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
+    Action, BasicAuth, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
@@ -689,13 +689,32 @@ impl FStoreFlightSql {
     async fn read_batches(
         request: Request<PeekableFlightDataStream>,
     ) -> Result<Option<RecordBatch>, Status> {
+        use super::ipc_check::{MAX_PARAMETER_ROWS, check_flight_data, guarded, validate_batch};
+        // Each message is checked before it is decoded (see `ipc_check`).
+        let checked = request.into_inner().map(|d| -> Result<FlightData, Status> {
+            let d = d?;
+            check_flight_data(&d, MAX_PARAMETER_ROWS)?;
+            Ok(d)
+        });
         let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            request.into_inner().map_err(FlightError::from),
+            checked.map_err(FlightError::from),
         );
-        let batches: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(super::status::flight_status)?;
+        let batches: Vec<RecordBatch> = guarded(async {
+            stream
+                .try_collect()
+                .await
+                .map_err(super::status::flight_status)
+        })
+        .await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > MAX_PARAMETER_ROWS {
+            return Err(Status::resource_exhausted(format!(
+                "{rows} parameter rows exceed the limit of {MAX_PARAMETER_ROWS} per execution"
+            )));
+        }
+        for b in &batches {
+            validate_batch(b)?;
+        }
         match batches.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),
@@ -1018,8 +1037,14 @@ impl FlightSqlService for FStoreFlightSql {
             let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
                 .unwrap_or(TableNotExistOption::Unspecified);
             // Decode the client's stream lazily: rows go straight into the Parquet writer.
+            let checked = request.into_inner().map(|d| -> Result<FlightData, Status> {
+                let d = d?;
+                // Rows of one batch are bounded by the largest message (one bit each).
+                super::ipc_check::check_flight_data(&d, super::MAX_MESSAGE_BYTES * 8)?;
+                Ok(d)
+            });
             let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-                request.into_inner().map_err(FlightError::from),
+                checked.map_err(FlightError::from),
             )
             .peekable();
             let first = Pin::new(&mut batches).peek().await;

@@ -85,11 +85,22 @@ impl PreparedHandle {
         };
         let bad = |e: String| Status::invalid_argument(format!("malformed parameters: {e}"));
         let bytes = STANDARD.decode(b64).map_err(|e| bad(e.to_string()))?;
-        let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
-            .map_err(|e| bad(e.to_string()))?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(e.to_string()))?;
+        // A handle comes back from the client: its bytes are checked like any IPC input.
+        let batches = super::ipc_check::guarded_sync(|| {
+            let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                .map_err(|e| bad(e.to_string()))?;
+            let batches = reader
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            for b in &batches {
+                super::ipc_check::validate_batch(b)?;
+            }
+            Ok(batches)
+        })?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > super::ipc_check::MAX_PARAMETER_ROWS {
+            return Err(bad(format!("{rows} parameter rows")));
+        }
         match batches.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),
