@@ -386,3 +386,112 @@ fn demo_writes_the_sample_data_set() {
     assert!(out.status.success());
     assert_eq!(scalar(&wh, "SELECT count(*) FROM transactions"), "1000");
 }
+
+/// Runs `fstore --warehouse W sql --format FORMAT -c SQL`.
+fn sql_as(warehouse: &std::path::Path, format: &str, query: &str) -> std::process::Output {
+    fstore()
+        .arg("--warehouse")
+        .arg(warehouse)
+        .args(["sql", "--format", format, "-c", query])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn csv_writes_nested_values_as_json_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    let query = "SELECT make_array('a','b') AS l, named_struct('x', 1, 'y', 'z') AS s, 3 AS n \
+                 UNION ALL SELECT make_array('c', NULL), named_struct('x', NULL, 'y', 'w'), 4 \
+                 UNION ALL SELECT NULL, NULL, NULL ORDER BY n NULLS LAST";
+    assert_eq!(
+        sql_ok(&wh, query),
+        "l,s,n\n\
+         \"[\"\"a\"\",\"\"b\"\"]\",\"{\"\"x\"\":1,\"\"y\"\":\"\"z\"\"}\",3\n\
+         \"[\"\"c\"\",null]\",\"{\"\"x\"\":null,\"\"y\"\":\"\"w\"\"}\",4\n\
+         ,,\n"
+    );
+    // Maps (string and non-string keys), large and fixed-size lists, nesting, and text that
+    // needs JSON escaping; the columns beside them keep their usual CSV form.
+    assert_eq!(
+        sql_ok(
+            &wh,
+            "SELECT map([1, 2], ['a', NULL]) AS m, map(['k'], [1]) AS ms, \
+             arrow_cast(make_array(1, NULL), 'LargeList(Int64)') AS ll, \
+             arrow_cast(make_array(1, 2), 'FixedSizeList(2, Int64)') AS fl, \
+             make_array(named_struct('t', TIMESTAMP '2024-01-01 00:00:00', 'q', 'say \"hi\", ok')) AS ls, \
+             TIMESTAMP '2024-01-01 00:00:00' AS ts, 1.5 AS d, 'x,y' AS txt",
+        ),
+        "m,ms,ll,fl,ls,ts,d,txt\n\
+         \"{\"\"1\"\":\"\"a\"\",\"\"2\"\":null}\",\"{\"\"k\"\":1}\",\"[1,null]\",\"[1,2]\",\
+         \"[{\"\"t\"\":\"\"2024-01-01T00:00:00\"\",\"\"q\"\":\"\"say \\\"\"hi\\\"\", ok\"\"}]\",\
+         2024-01-01T00:00:00,1.5,\"x,y\"\n"
+    );
+    // JSON lines nest natively; the table shows Arrow's rendering.
+    let json = sql_as(&wh, "json", query);
+    assert!(json.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&json.stdout),
+        "{\"l\":[\"a\",\"b\"],\"s\":{\"x\":1,\"y\":\"z\"},\"n\":3}\n\
+         {\"l\":[\"c\",null],\"s\":{\"y\":\"w\"},\"n\":4}\n\
+         {}\n"
+    );
+    let table = sql_as(&wh, "table", query);
+    assert!(table.status.success());
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("| [a, b] | {x: 1, y: z} | 3 |"), "{table}");
+    assert!(table.ends_with("(3 rows)\n"), "{table}");
+}
+
+#[test]
+fn system_tables_with_list_columns_print_as_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sql_ok(
+        &wh,
+        "CREATE TABLE tx AS SELECT 'a' AS k, TIMESTAMP '2024-01-01 00:00:00' AS ts, 1.5 AS v; \
+         CREATE FEATURE GROUP g ENTITY (k) TIMESTAMP ts FROM tx FEATURES (v) TAGS ('team:ml', 'pii:no')",
+    );
+    assert_eq!(
+        sql_ok(&wh, "SELECT * FROM fstore.features"),
+        "feature_group,feature,kind,data_type,definition,window,description,tags,owner\n\
+         g,v,column,Float64,v,,,\"[\"\"team:ml\"\",\"\"pii:no\"\"]\",\n"
+    );
+}
+
+#[test]
+fn a_failing_statement_prints_nothing_of_its_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    // Fails while planning (the cast is folded), and while executing: the first batches of
+    // 8192 rows succeed, a later one fails.
+    let failing = [
+        ("SELECT CAST('x' AS INT)", "Cannot cast string 'x'"),
+        (
+            "SELECT CAST(CASE WHEN value <= 90000 THEN '1' ELSE 'x' END AS INT) AS n \
+             FROM generate_series(1, 100000)",
+            "Cannot cast string 'x'",
+        ),
+    ];
+    for format in ["csv", "json", "table"] {
+        let first = sql_as(&wh, format, "SELECT 1 AS a");
+        assert!(first.status.success());
+        for (statement, message) in failing {
+            let out = sql_as(&wh, format, &format!("SELECT 1 AS a; {statement}"));
+            assert_eq!(out.status.code(), Some(1), "{format}: {statement}");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.stdout == first.stdout,
+                "{format}: {statement} left part of its result on stdout ({} lines): {:.200}",
+                stdout.lines().count(),
+                stdout
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.starts_with("error: statement 2 (line 1): ") && stderr.contains(message),
+                "{format}: {stderr}"
+            );
+        }
+    }
+}

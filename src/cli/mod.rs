@@ -17,7 +17,9 @@ use crate::sql::ResultKind;
 use output::Format;
 
 /// Runs every statement of `sql` and prints each result. Parses the whole text first, so a
-/// syntax error anywhere runs nothing. On failure the error names the statement.
+/// syntax error anywhere runs nothing. On failure the error names the statement; what the
+/// statements before it printed stays on `out`, the failing one prints nothing (unless
+/// its result had already outgrown [`output::HOLD_BYTES`] and was streaming; see [`output`]).
 pub async fn run_script(
     engine: &Engine,
     sql: &str,
