@@ -15,6 +15,7 @@ use arrow_flight::utils::batches_to_flight_data;
 use arrow_flight::{Action, FlightData, FlightDescriptor};
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use fstore::sample::SplitMix64;
 use futures::StreamExt;
 use prost::Message;
 use tonic::Code;
@@ -85,18 +86,14 @@ fn bind_messages(handle: &bytes::Bytes, batch: &RecordBatch) -> Vec<FlightData> 
     messages
 }
 
-/// A small deterministic PRNG (the test must be reproducible).
-struct Rng(u64);
+/// The sample generator's PRNG: the test must be reproducible.
+struct Rng(SplitMix64);
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.0.below(n.max(1) as u64) as usize
     }
 }
 
@@ -168,7 +165,7 @@ async fn mutated_parameter_batches_never_kill_the_server() {
     let response = client.do_put(futures::stream::iter(valid.clone())).await;
     assert!(response.is_ok(), "{response:?}");
 
-    let mut rng = Rng(20261204);
+    let mut rng = Rng(SplitMix64::new(20261204));
     let mut outcomes = std::collections::BTreeMap::new();
     for i in 0..500 {
         let mut messages = valid.clone();
