@@ -79,6 +79,11 @@ pub fn u64_arg(
 /// equality ignores the provider, so optimizer rules (common-subexpression elimination) merge
 /// `f(1)` and `f(2)` in one query. Scans with different schema metadata are never equal, so
 /// every FStore table function tags its schema with its arguments.
+///
+/// The call is the tag's key, not only its value: when two calls meet in one query (`f(1)
+/// CROSS JOIN f(2)`), their schemas' metadata is merged, and two values under one key would
+/// be resolved differently by the logical and the physical planner (an internal error).
+/// Distinct keys merge the same way in both.
 pub fn identify_call(
     schema: &arrow_schema::Schema,
     function: &str,
@@ -92,7 +97,7 @@ pub fn identify_call(
             .join(", ")
     );
     let mut metadata = schema.metadata().clone();
-    metadata.insert("fstore.table_function".to_string(), call);
+    metadata.insert(format!("fstore.table_function.{call}"), call);
     std::sync::Arc::new(schema.clone().with_metadata(metadata))
 }
 
