@@ -83,6 +83,12 @@ impl From<FStoreError> for DataFusionError {
     }
 }
 
+/// An `InvalidArgument` failure, as the `DataFusionError` every layer returns: the one
+/// constructor for the client's mistakes (bad SQL, wrong arguments, wrong types).
+pub fn invalid(message: impl Into<String>) -> DataFusionError {
+    FStoreError::invalid(message).into()
+}
+
 /// Shorthand: an `Err(DataFusionError)` carrying an [`FStoreError`].
 pub fn fail<T>(kind: ErrorKind, message: impl Into<String>) -> datafusion::error::Result<T> {
     Err(FStoreError::new(kind, message).into())

@@ -32,7 +32,7 @@ use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
 use super::marker::{ASOF_MATCH, contains_marker, marker_args};
 use super::time::{TimePlan, check_created_type};
 use super::{AsOfKind, AsOfOp, LookBack};
-use crate::error::FStoreError;
+use crate::error::invalid;
 
 /// `left ASOF JOIN right`: see the `asof` module documentation for the semantics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -50,10 +50,6 @@ pub struct AsOfJoin {
     pub lookback: Option<LookBack>,
     pub kind: AsOfKind,
     schema: DFSchemaRef,
-}
-
-fn invalid(msg: impl Into<String>) -> DataFusionError {
-    FStoreError::invalid(msg).into()
 }
 
 impl AsOfJoin {

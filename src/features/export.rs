@@ -36,13 +36,9 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 
 use crate::engine::Engine;
-use crate::error::FStoreError;
+use crate::error::{FStoreError, invalid};
 use crate::features::statements::ExportFeatureSet;
 use crate::registry::FeatureSetVersion;
-
-fn invalid(msg: String) -> datafusion::error::DataFusionError {
-    FStoreError::invalid(msg).into()
-}
 
 /// Where the files go: the store and a path (a directory, or a `.parquet` file).
 struct Target {

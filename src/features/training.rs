@@ -39,16 +39,12 @@ use crate::args::at_most;
 use crate::args::{required_string, string_arg};
 use crate::asof::logical::AsOfJoin;
 use crate::asof::{AsOfKind, AsOfOp, LookBack};
-use crate::error::FStoreError;
+use crate::error::{FStoreError, invalid};
 use crate::registry::{FeatureGroup, Registry, RegistryState, quote_ident};
 
 const TRAINING_SET: &str = "training_set";
 const TEMPORAL_SPLIT: &str = "temporal_split";
 const SPINE: &str = "__spine";
-
-fn invalid(msg: String) -> datafusion::error::DataFusionError {
-    FStoreError::invalid(msg).into()
-}
 
 /// One feature group of a request and the features read from it.
 #[derive(Debug)]

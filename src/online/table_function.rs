@@ -39,7 +39,7 @@ use datafusion::physical_plan::{
 };
 
 use crate::args::{identify_call, literal};
-use crate::error::FStoreError;
+use crate::error::{FStoreError, invalid};
 use crate::features::training::{plan_now, session_state};
 use crate::online::key::scalar_text;
 use crate::online::service::{OnlineService, not_online};
@@ -51,10 +51,6 @@ use crate::registry::now_micros;
 pub const F: &str = "online_features";
 /// Most keys one lookup may ask for (a composite key's combinations included).
 pub const MAX_KEYS: usize = 100_000;
-
-fn invalid(msg: String) -> datafusion::error::DataFusionError {
-    FStoreError::invalid(msg).into()
-}
 
 /// The table function.
 #[derive(Debug)]

@@ -65,7 +65,7 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 use crate::args::{at_most, identify_call, literal};
 use crate::args::{required_string, string_arg};
-use crate::error::{ErrorKind, FStoreError};
+use crate::error::{ErrorKind, FStoreError, invalid};
 use crate::providers::system::SystemTable;
 use crate::quality::statements::SetDriftBaseline;
 use crate::registry::{
@@ -76,10 +76,6 @@ use crate::selection::source::{self, SourceArg};
 
 pub const FUNCTION: &str = "check_drift";
 const STATEMENT: &str = "SET DRIFT BASELINE";
-
-fn invalid(msg: String) -> datafusion::error::DataFusionError {
-    FStoreError::invalid(msg).into()
-}
 
 /// The end of the window: a bare date includes its whole day.
 fn window_end(to: &str) -> Result<String> {

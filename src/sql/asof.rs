@@ -35,7 +35,7 @@ use super::duckdb_spelling::{
 };
 use super::{FStoreParser, FStoreStatement, ParsedStatement};
 use crate::asof::marker::ASOF_MATCH;
-use crate::error::FStoreError;
+use crate::error::{FStoreError, invalid};
 
 /// Parses `sql` with FStore's parser, accepting both spellings of the AS-OF join, and rewrites
 /// every `ASOF JOIN` into a join DataFusion can plan (see the module documentation).
@@ -115,10 +115,6 @@ fn rewrite_joins(twj: &mut TableWithJoins) -> Result<()> {
         rewrite_join(join)?;
     }
     Ok(())
-}
-
-fn invalid(msg: impl Into<String>) -> DataFusionError {
-    FStoreError::invalid(msg).into()
 }
 
 /// A look-back bound as written: `later - earlier <= bound` (or `<`).

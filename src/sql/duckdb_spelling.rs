@@ -12,16 +12,12 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
 
 use super::ParsedStatement;
-use crate::error::FStoreError;
+use crate::error::{FStoreError, invalid};
 
 /// The `MATCH_CONDITION` that stands for DuckDB's `ASOF LEFT JOIN … ON …`.
 pub const DUCKDB_LEFT: &str = "__fstore_duckdb_asof_left";
 /// The `MATCH_CONDITION` that stands for DuckDB's `ASOF JOIN … ON …` (an inner join).
 pub const DUCKDB_INNER: &str = "__fstore_duckdb_asof_inner";
-
-fn invalid(msg: impl Into<String>) -> DataFusionError {
-    FStoreError::invalid(msg).into()
-}
 
 /// One change of the SQL text: `original[at..at + remove]` becomes `insert`.
 #[derive(Debug)]
