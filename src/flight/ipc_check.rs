@@ -10,9 +10,10 @@
 use std::panic::AssertUnwindSafe;
 
 use arrow_flight::FlightData;
+use arrow_flight::error::FlightError;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::{RecordBatch as IpcRecordBatch, root_as_message};
-use futures::FutureExt;
+use futures::{FutureExt, Stream, StreamExt};
 use tonic::Status;
 
 /// Most parameter rows one execution may bind.
@@ -80,6 +81,32 @@ fn check_batch(batch: &IpcRecordBatch, body: usize, max_rows: usize) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A client's `FlightData` stream with every message checked ([`check_flight_data`]) before
+/// the decoder sees it.
+pub fn checked_messages(
+    messages: impl Stream<Item = Result<FlightData, Status>>,
+    max_rows: usize,
+) -> impl Stream<Item = Result<FlightData, FlightError>> {
+    messages.map(move |d| {
+        let d = d?;
+        check_flight_data(&d, max_rows)?;
+        Ok(d)
+    })
+}
+
+/// Decoded parameter batches one execution may bind: at most [`MAX_PARAMETER_ROWS`] rows in
+/// all, every array valid. Checked at bind time and again when a handle comes back from the
+/// client (handles are client-held, so their bytes are input like any other).
+pub fn accept_parameters(batches: &[RecordBatch]) -> Result<(), Status> {
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows > MAX_PARAMETER_ROWS {
+        return Err(Status::resource_exhausted(format!(
+            "{rows} parameter rows exceed the limit of {MAX_PARAMETER_ROWS} per execution"
+        )));
+    }
+    batches.iter().try_for_each(validate_batch)
 }
 
 /// Validates decoded arrays in full (offsets, UTF-8, dictionary keys, child lengths).

@@ -35,7 +35,7 @@ use arrow_flight::sql::{
     TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, BasicAuth, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus, FlightData,
+    Action, BasicAuth, CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus,
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
@@ -689,15 +689,10 @@ impl FStoreFlightSql {
     async fn read_batches(
         request: Request<PeekableFlightDataStream>,
     ) -> Result<Option<RecordBatch>, Status> {
-        use super::ipc_check::{MAX_PARAMETER_ROWS, check_flight_data, guarded, validate_batch};
+        use super::ipc_check::{MAX_PARAMETER_ROWS, accept_parameters, checked_messages, guarded};
         // Each message is checked before it is decoded (see `ipc_check`).
-        let checked = request.into_inner().map(|d| -> Result<FlightData, Status> {
-            let d = d?;
-            check_flight_data(&d, MAX_PARAMETER_ROWS)?;
-            Ok(d)
-        });
         let stream = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-            checked.map_err(FlightError::from),
+            checked_messages(request.into_inner(), MAX_PARAMETER_ROWS),
         );
         let batches: Vec<RecordBatch> = guarded(async {
             stream
@@ -706,15 +701,7 @@ impl FStoreFlightSql {
                 .map_err(super::status::flight_status)
         })
         .await?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows > MAX_PARAMETER_ROWS {
-            return Err(Status::resource_exhausted(format!(
-                "{rows} parameter rows exceed the limit of {MAX_PARAMETER_ROWS} per execution"
-            )));
-        }
-        for b in &batches {
-            validate_batch(b)?;
-        }
+        accept_parameters(&batches)?;
         match batches.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),
@@ -1037,14 +1024,12 @@ impl FlightSqlService for FStoreFlightSql {
             let if_not_exist = TableNotExistOption::try_from(options.if_not_exist)
                 .unwrap_or(TableNotExistOption::Unspecified);
             // Decode the client's stream lazily: rows go straight into the Parquet writer.
-            let checked = request.into_inner().map(|d| -> Result<FlightData, Status> {
-                let d = d?;
-                // Rows of one batch are bounded by the largest message (one bit each).
-                super::ipc_check::check_flight_data(&d, super::MAX_MESSAGE_BYTES * 8)?;
-                Ok(d)
-            });
+            // Rows of one batch are bounded by the largest message (one bit each).
             let mut batches = arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(
-                checked.map_err(FlightError::from),
+                super::ipc_check::checked_messages(
+                    request.into_inner(),
+                    super::MAX_MESSAGE_BYTES * 8,
+                ),
             )
             .peekable();
             let first = Pin::new(&mut batches).peek().await;

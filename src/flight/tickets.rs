@@ -92,15 +92,9 @@ impl PreparedHandle {
             let batches = reader
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| bad(e.to_string()))?;
-            for b in &batches {
-                super::ipc_check::validate_batch(b)?;
-            }
+            super::ipc_check::accept_parameters(&batches)?;
             Ok(batches)
         })?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows > super::ipc_check::MAX_PARAMETER_ROWS {
-            return Err(bad(format!("{rows} parameter rows")));
-        }
         match batches.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.clone())),

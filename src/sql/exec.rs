@@ -64,10 +64,6 @@ impl<'e> SqlSession<'e> {
     pub fn new(engine: &'e Engine) -> Self {
         Self { engine }
     }
-
-    pub fn engine(&self) -> &'e Engine {
-        self.engine
-    }
 }
 
 impl std::ops::Deref for SqlSession<'_> {
