@@ -15,23 +15,29 @@
 //! an `admin` user is created with the password from `FSTORE_ADMIN_PASSWORD`, or a random one
 //! printed once.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use arrow_flight::{BasicAuth, HandshakeRequest, HandshakeResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use datafusion::error::Result;
+use futures::Stream;
 use hmac::{KeyInit, Mac};
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use tonic::Status;
-use tonic::metadata::MetadataMap;
+use prost::Message;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{ErrorKind, FStoreError};
 use crate::principal::Principal;
 use crate::registry::{Change, User};
+
+use super::metrics::Metrics;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -52,6 +58,92 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("no_auth", &self.no_auth)
             .finish()
+    }
+}
+
+/// Authentication as a tonic interceptor: every request's credentials (a bearer token, or
+/// Basic credentials) are checked before any handler runs, and the [`Principal`] travels in
+/// the request's extensions ([`principal_of`]). A request without credentials passes on
+/// without a principal: `Handshake` may carry them in its payload, and every other handler
+/// refuses it.
+#[derive(Clone)]
+pub struct AuthInterceptor {
+    auth: Arc<Authenticator>,
+    metrics: Arc<Metrics>,
+}
+
+impl AuthInterceptor {
+    pub fn new(auth: Arc<Authenticator>, metrics: Arc<Metrics>) -> Self {
+        Self { auth, metrics }
+    }
+}
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if !request.metadata().contains_key("authorization") && !self.auth.no_auth() {
+            return Ok(request);
+        }
+        match self.auth.authenticate(request.metadata()) {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                Ok(request)
+            }
+            Err(status) => {
+                let code = Some(status.code());
+                self.metrics
+                    .record(("authenticate", ""), Duration::ZERO, code);
+                Err(status)
+            }
+        }
+    }
+}
+
+/// The principal [`AuthInterceptor`] authenticated, or `Unauthenticated`.
+pub fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request.extensions().get::<Principal>().cloned().ok_or_else(|| {
+        Status::unauthenticated(
+            "missing authorization: log in with Handshake (HTTP Basic) and send 'authorization: Bearer <token>'",
+        )
+    })
+}
+
+/// The response stream of `Handshake`.
+pub type HandshakeStream =
+    Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send + 'static>>;
+
+impl Authenticator {
+    /// `Handshake`: logs in with Basic credentials (the header, checked by the interceptor,
+    /// or a `BasicAuth` payload as pyarrow's `ClientAuthHandler` sends) and answers with a
+    /// bearer token, in the `authorization` header and as the payload.
+    pub async fn handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<HandshakeStream>, Status> {
+        let principal = if request.metadata().contains_key("authorization") {
+            principal_of(&request)?
+        } else {
+            let extension = principal_of(&request);
+            match request.into_inner().message().await? {
+                Some(msg) if !msg.payload.is_empty() => {
+                    let basic = BasicAuth::decode(msg.payload)
+                        .map_err(|_| Status::unauthenticated("malformed handshake payload"))?;
+                    self.login(&basic.username, &basic.password)?
+                }
+                _ => extension
+                    .map_err(|_| Status::unauthenticated("missing credentials: send HTTP Basic"))?,
+            }
+        };
+        let token = self.issue(&principal);
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
+            .map_err(|_| Status::internal("token is not a valid header"))?;
+        let out = futures::stream::iter([Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: token.into(),
+        })]);
+        let mut response: Response<HandshakeStream> = Response::new(Box::pin(out));
+        response.metadata_mut().insert("authorization", value);
+        tracing::info!(user = %principal, "login");
+        Ok(response)
     }
 }
 

@@ -13,7 +13,9 @@ use arrow_flight::sql::metadata::{
     XdbcTypeInfoDataBuilder,
 };
 use arrow_flight::sql::{
-    CommandGetDbSchemas, CommandGetTables, Nullable, Searchable, SqlInfo, SqlNullOrdering,
+    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys,
+    CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, Nullable, Searchable, SqlInfo, SqlNullOrdering,
     SqlSupportedCaseSensitivity, SqlSupportedTransaction, SupportedSqlGrammar, XdbcDataType,
     XdbcDatetimeSubcode,
 };
@@ -24,8 +26,87 @@ use datafusion::error::Result;
 use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
 
-use crate::engine::{SYSTEM_SCHEMA, USER_SCHEMA};
+use crate::engine::{Engine, SYSTEM_SCHEMA, USER_SCHEMA};
 use crate::registry::RegistryState;
+
+/// The metadata commands of Flight SQL: each is described (its result schema, for
+/// `GetFlightInfo`) and answered (its rows, for `DoGet`) here and nowhere else.
+#[derive(Debug, Clone)]
+pub enum MetadataCommand {
+    Catalogs(CommandGetCatalogs),
+    Schemas(CommandGetDbSchemas),
+    Tables(CommandGetTables),
+    TableTypes(CommandGetTableTypes),
+    SqlInfo(CommandGetSqlInfo),
+    XdbcTypeInfo(CommandGetXdbcTypeInfo),
+    PrimaryKeys(CommandGetPrimaryKeys),
+    ExportedKeys(CommandGetExportedKeys),
+    ImportedKeys(CommandGetImportedKeys),
+    CrossReference(CommandGetCrossReference),
+}
+
+impl MetadataCommand {
+    /// The command's name, for metrics and traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Catalogs(_) => "catalogs",
+            Self::Schemas(_) => "schemas",
+            Self::Tables(_) => "tables",
+            Self::TableTypes(_) => "table_types",
+            Self::SqlInfo(_) => "sql_info",
+            Self::XdbcTypeInfo(_) => "xdbc_type_info",
+            Self::PrimaryKeys(_) => "primary_keys",
+            Self::ExportedKeys(_) => "exported_keys",
+            Self::ImportedKeys(_) => "imported_keys",
+            Self::CrossReference(_) => "cross_reference",
+        }
+    }
+
+    /// The result schema.
+    pub fn schema(&self) -> SchemaRef {
+        match self {
+            Self::Catalogs(_) => catalogs_schema(),
+            Self::Schemas(_) => db_schemas_schema(),
+            Self::Tables(c) => tables_schema(c.include_schema),
+            Self::TableTypes(_) => table_types_schema(),
+            Self::SqlInfo(_) => SQL_INFO.schema(),
+            Self::XdbcTypeInfo(_) => XDBC_INFO.schema(),
+            Self::PrimaryKeys(_) => primary_keys_schema(),
+            Self::ExportedKeys(_) | Self::ImportedKeys(_) | Self::CrossReference(_) => {
+                foreign_keys_schema()
+            }
+        }
+    }
+
+    /// The result, from the engine's live catalog (brought up to the registry first).
+    pub async fn answer(self, engine: &Engine) -> Result<RecordBatch> {
+        let live = matches!(
+            self,
+            Self::Catalogs(_) | Self::Schemas(_) | Self::Tables(_) | Self::PrimaryKeys(_)
+        );
+        if live {
+            engine.refresh().await?;
+        }
+        let state = engine.registry().state();
+        match self {
+            Self::Catalogs(_) => catalogs(engine.ctx()),
+            Self::Schemas(c) => db_schemas(engine.ctx(), c),
+            Self::Tables(c) => tables(engine.ctx(), c, &state).await,
+            Self::PrimaryKeys(c) => primary_keys(
+                c.catalog.as_deref(),
+                c.db_schema.as_deref(),
+                &c.table,
+                &state,
+            ),
+            Self::TableTypes(_) => table_types(),
+            Self::SqlInfo(c) => c.into_builder(&SQL_INFO).build().map_err(flight_err),
+            Self::XdbcTypeInfo(c) => c.into_builder(&XDBC_INFO).build().map_err(flight_err),
+            Self::ExportedKeys(_) | Self::ImportedKeys(_) | Self::CrossReference(_) => {
+                Ok(RecordBatch::new_empty(foreign_keys_schema()))
+            }
+        }
+    }
+}
 
 /// Table types FStore reports.
 pub const TABLE_TYPES: [&str; 4] = ["TABLE", "VIEW", "SYSTEM TABLE", "FEATURE GROUP"];

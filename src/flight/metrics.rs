@@ -38,14 +38,29 @@ impl Histogram {
     }
 }
 
+/// A request's RPC and Flight SQL command (empty for RPCs without one), exported as one
+/// `method` label: `do_get_statement`, `get_flight_info_tables`, `handshake`.
+pub type Method = (&'static str, &'static str);
+
+struct Label(Method);
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            (rpc, "") => f.write_str(rpc),
+            (rpc, command) => write!(f, "{rpc}_{command}"),
+        }
+    }
+}
+
 /// Every metric the server exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Requests by RPC method.
-    requests: Mutex<BTreeMap<&'static str, u64>>,
+    requests: Mutex<BTreeMap<Method, u64>>,
     /// Failed requests by RPC method and gRPC code.
-    errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    latency: Mutex<BTreeMap<&'static str, std::sync::Arc<Histogram>>>,
+    errors: Mutex<BTreeMap<(Method, &'static str), u64>>,
+    latency: Mutex<BTreeMap<Method, std::sync::Arc<Histogram>>>,
     /// Queries currently streaming results.
     pub active_queries: AtomicI64,
     /// Rows and bytes streamed to clients.
@@ -56,7 +71,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Records one finished request.
-    pub fn record(&self, method: &'static str, elapsed: Duration, error: Option<tonic::Code>) {
+    pub fn record(&self, method: Method, elapsed: Duration, error: Option<tonic::Code>) {
         *self
             .requests
             .lock()
@@ -93,6 +108,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
+            let m = Label(*m);
             let _ = writeln!(out, "fstore_requests_total{{method=\"{m}\"}} {n}");
         }
         let _ = writeln!(
@@ -101,6 +117,7 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE fstore_request_errors_total counter");
         for ((m, c), n) in self.errors.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let m = Label(*m);
             let _ = writeln!(
                 out,
                 "fstore_request_errors_total{{method=\"{m}\",code=\"{c}\"}} {n}"
@@ -117,6 +134,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .iter()
         {
+            let m = Label(*m);
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,

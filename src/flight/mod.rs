@@ -7,11 +7,14 @@
 //! returns, so there is nothing to flush.
 
 pub mod auth;
+mod caches;
 pub mod ipc_check;
 pub mod metadata;
 pub mod metrics;
+mod prepared;
 pub mod service;
 pub mod status;
+pub mod streams;
 pub mod tickets;
 pub mod transport;
 
@@ -28,7 +31,8 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::FStoreError;
-use service::{FStoreFlightSql, RunningQueries};
+use service::FStoreFlightSql;
+use streams::RunningQueries;
 
 /// Largest gRPC message accepted or sent (parameter batches, ingest chunks, result chunks).
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -84,9 +88,11 @@ pub async fn serve(
     }
 
     let running = Arc::new(RunningQueries::default());
+    let auth = Arc::new(auth);
+    let interceptor = auth::AuthInterceptor::new(Arc::clone(&auth), Arc::clone(&metrics));
     let service = FStoreFlightSql::new(
         Arc::clone(&engine),
-        Arc::new(auth),
+        auth,
         metrics,
         Arc::clone(&running),
         server.max_concurrent_queries,
@@ -94,6 +100,8 @@ pub async fn serve(
     let svc = FlightServiceServer::new(transport::Transport(service))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // Authentication runs before any handler: a tonic interceptor (see `auth`).
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, interceptor);
     let mut builder = Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)));
