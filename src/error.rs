@@ -145,7 +145,10 @@ impl ErrorKind {
     }
 }
 
-/// DataFusion reports missing objects as plan errors; recognise them by their wording.
+/// The last fallback, for errors DataFusion raises with no kind: its own wording. Missing
+/// tables are raised as NotFound by the statement executor (which asks the catalog), FStore's
+/// own objects by the code that looks them up; what remains here is the rest of DataFusion
+/// (e.g. a missing column or function) and external crates' messages.
 fn plan_message_kind(msg: &str) -> ErrorKind {
     let lower = msg.to_ascii_lowercase();
     if (lower.contains("table '") && lower.contains("not found"))

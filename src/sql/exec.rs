@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema};
 use datafusion::arrow::array::{RecordBatch, UInt64Array};
-use datafusion::common::DFSchema;
+use datafusion::common::{DFSchema, TableReference};
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::error::Result;
 use datafusion::logical_expr::dml::InsertOp;
@@ -288,7 +288,40 @@ impl SqlSession<'_> {
 
     /// Plans a DataFusion statement without running it (placeholders stay unbound).
     pub async fn plan_datafusion(&self, stmt: &DFStatement) -> Result<LogicalPlan> {
-        self.state().statement_to_plan(stmt.clone()).await
+        let state = self.state();
+        match state.statement_to_plan(stmt.clone()).await {
+            Ok(plan) => Ok(plan),
+            Err(e) => Err(self.missing_relation(&state, stmt).unwrap_or(e)),
+        }
+    }
+
+    /// When a query or insert failed to plan, the relation it names that the catalog does
+    /// not hold, as a NotFound error (the catalog, not the planner's wording, says so).
+    fn missing_relation(
+        &self,
+        state: &datafusion::execution::SessionState,
+        stmt: &DFStatement,
+    ) -> Option<datafusion::error::DataFusionError> {
+        use datafusion::sql::sqlparser::ast::Statement as Sql;
+        let DFStatement::Statement(sql) = stmt else {
+            return None;
+        };
+        if !matches!(
+            sql.as_ref(),
+            Sql::Query(_) | Sql::Insert(_) | Sql::Explain { .. }
+        ) {
+            return None;
+        }
+        let references = state.resolve_table_references(stmt).ok()?;
+        // The references include table functions' names (`training_set(…)` is no table).
+        let functions = state.table_functions();
+        let missing = references.into_iter().find(|r| {
+            let function = matches!(r, TableReference::Bare { table } if functions.contains_key(table.as_ref()));
+            !function && !self.ctx().table_exist(r.clone()).unwrap_or(true)
+        })?;
+        let options = &state.config_options().catalog;
+        let name = missing.resolve(&options.default_catalog, &options.default_schema);
+        Some(FStoreError::not_found(format!("table '{name}' not found")).into())
     }
 
     /// Runs a planned statement (e.g. a prepared statement after binding its parameters):
