@@ -13,6 +13,7 @@ pub mod feature_set;
 pub mod limits;
 pub mod lookup;
 pub mod parser;
+mod relations;
 pub mod quality;
 
 use datafusion::sql::parser::Statement as DFStatement;
