@@ -37,7 +37,6 @@ AREAS = set(LAYERS[1])
 # Known violations still to be removed (each names the rule and the module or file).
 KNOWN = {
     "size:src/window/at_exec.rs",
-    "size:src/window/state.rs",
     "size:src/quality/drift.rs",
 }
 
