@@ -13,6 +13,7 @@ Rules:
   2. A module imports only from its own layer or below (foundation never imports an area).
   3. flight/ (a transport) imports nothing from the areas.
   4. No source file over MAX_LINES lines.
+  5. No Flight RPC handler (src/flight/transport.rs) over MAX_HANDLER_LINES lines.
 A rule broken by code that is known and listed in KNOWN below is reported but does not fail;
 a KNOWN entry that no longer applies fails (so the list only shrinks).
 """
@@ -112,6 +113,30 @@ def cycles(deps):
     return out
 
 
+# Flight SQL is a transport: each RPC handler decodes and dispatches, nothing more.
+TRANSPORT = os.path.join(SRC, "flight", "transport.rs")
+MAX_HANDLER_LINES = 30
+
+
+def long_handlers(path):
+    """(name, lines) of the RPC handlers of `impl FlightService for …` over the limit."""
+    lines = open(path, encoding="utf-8").read().splitlines()
+    start = next(i for i, l in enumerate(lines) if l.startswith("impl FlightService for"))
+    out = []
+    i = start + 1
+    while i < len(lines) and lines[i] != "}":
+        m = re.match(r"^    async fn (\w+)", lines[i])
+        if m:
+            j = i + 1
+            while not lines[j].startswith("    }"):
+                j += 1
+            if j - i + 1 > MAX_HANDLER_LINES:
+                out.append((m.group(1), j - i + 1))
+            i = j
+        i += 1
+    return out
+
+
 def main():
     deps, sizes = scan()
     found = {}
@@ -127,6 +152,8 @@ def main():
     for u in deps.get("flight", ()):
         if u in AREAS:
             found[f"flight->{u}"] = f"flight imports the area {u}"
+    for name, n in long_handlers(TRANSPORT):
+        found[f"handler:{name}"] = f"RPC handler {name} has {n} lines (> {MAX_HANDLER_LINES})"
     for path, n in sizes.items():
         if n > MAX_LINES:
             found[f"size:{path}"] = f"{path} has {n} lines (> {MAX_LINES})"

@@ -299,9 +299,7 @@ impl FlightService for Transport {
                 }
             };
             let replies = reply.map(|body| Ok(arrow_flight::Result { body: body.into() }));
-            Ok(Response::new(
-                Box::pin(futures::stream::iter(replies)) as Stream1<_>
-            ))
+            Ok(Response::new(Box::pin(futures::stream::iter(replies)) as _))
         })
         .await
     }
