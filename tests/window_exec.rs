@@ -342,7 +342,12 @@ fn planning_errors_are_clear() {
             empty(),
             vec!["k".into()],
             "ts".into(),
-            vec![spec(WindowAgg::Sum, Some("v"), "0s", "s")]
+            vec![WindowSpec::new(
+                WindowAgg::Sum,
+                Some("v"),
+                std::time::Duration::ZERO,
+                "s"
+            )]
         )),
         "Error during planning: FeatureWindowExec: the window of 's' must be positive, got 0s"
     );

@@ -261,4 +261,10 @@ def test_a_bad_window_is_one_clear_error_line(tmp_path):
                           "SELECT * FROM window_features('nope', 'k', 'ts', 'count(*) 0d')"],
                          capture_output=True, text=True)
     assert out.returncode != 0
-    assert "window_features: table 'nope' not found" in out.stderr
+    # The spec is read first (a zero window is refused by the duration parser), then the table.
+    assert out.stderr == "error: window_features: invalid duration '0d': a duration must be positive\n"
+    out = subprocess.run([FSTORE_BIN, "--warehouse", str(tmp_path), "sql", "-c",
+                          "SELECT * FROM window_features('nope', 'k', 'ts', 'count(*) 1d')"],
+                         capture_output=True, text=True)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == ["error: window_features: table 'nope' not found"], out.stderr
