@@ -2,7 +2,7 @@
 """Checks FStore's layering from the `use` lines of src/ (run by scripts/test.sh).
 
 Layers, bottom to top (docs/architecture.md):
-  foundation   error config principal warehouse registry providers args engine
+  foundation   error config principal sandbox warehouse registry providers args engine
   areas        asof window features online quality selection sample jobs
   sql          sql (parser front, statement executor)
   composition  compose
@@ -26,7 +26,7 @@ SRC = os.path.join(ROOT, "src")
 MAX_LINES = 700
 
 LAYERS = [
-    ["error", "config", "principal", "warehouse", "registry", "providers", "args", "engine"],
+    ["error", "config", "principal", "sandbox", "warehouse", "registry", "providers", "args", "engine"],
     ["asof", "window", "features", "online", "quality", "selection", "sample", "jobs"],
     ["sql"],
     ["compose"],

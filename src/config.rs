@@ -2,7 +2,7 @@
 //! (each later source wins). The names here (`warehouse`, `addr`, `memory_limit`, `[s3]`) are a
 //! contract that scripts rely on; see docs/sql-reference.md (server and CLI options).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -34,6 +34,21 @@ pub struct Config {
     /// Deepest expression a statement may hold (longer `a OR b OR …` chains are refused
     /// with `expression too deep`).
     pub max_expression_depth: usize,
+    /// Where statements may read and write (`[security]`).
+    pub security: SecurityConfig,
+    /// The file this configuration was read from (never readable through SQL).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// `[security]`: bounds of the sandbox (see `sandbox`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Locations (`s3://bucket/prefix`, `/data/landing`) that `CREATE EXTERNAL TABLE`,
+    /// `COPY … TO` and `EXPORT` may read or write, for everyone; empty: anywhere the other
+    /// rules allow.
+    pub allowed_locations: Vec<String>,
 }
 
 impl Default for Config {
@@ -46,6 +61,8 @@ impl Default for Config {
             server: ServerConfig::default(),
             online_store: None,
             max_expression_depth: DEFAULT_MAX_EXPRESSION_DEPTH,
+            security: SecurityConfig::default(),
+            source: None,
         }
     }
 }
@@ -117,9 +134,13 @@ impl Config {
             None => (Path::new("fstore.toml").to_path_buf(), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                FStoreError::invalid(format!("invalid configuration {}: {e}", path.display()))
-            }),
+            Ok(text) => {
+                let mut config: Config = toml::from_str(&text).map_err(|e| {
+                    FStoreError::invalid(format!("invalid configuration {}: {e}", path.display()))
+                })?;
+                config.source = Some(std::path::absolute(&path).unwrap_or(path));
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
                 Ok(Config::default())
             }

@@ -23,6 +23,7 @@ pub mod providers;
 pub mod quality;
 pub mod registry;
 pub mod sample;
+pub mod sandbox;
 pub mod selection;
 pub mod sql;
 pub mod warehouse;

@@ -29,7 +29,7 @@ async fn engine(dir: &tempfile::TempDir, memory_limit: &str) -> Arc<Engine> {
     };
     let engine = fstore::open(&config).await.expect("engine");
     SqlSession::new(&engine)
-        .run_sql(SETUP, &Principal::new("test"))
+        .run_sql(SETUP, &Principal::trusted("test"))
         .await
         .expect("setup");
     engine
@@ -38,7 +38,7 @@ async fn engine(dir: &tempfile::TempDir, memory_limit: &str) -> Arc<Engine> {
 /// The logical and physical plan texts of a query.
 async fn explain(engine: &Engine, sql: &str) -> (String, String) {
     let mut results = SqlSession::new(engine)
-        .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
+        .run_sql(&format!("EXPLAIN {sql}"), &Principal::trusted("test"))
         .await
         .expect("explain");
     let batches = results.pop().expect("a result").df.collect().await.unwrap();
@@ -151,7 +151,7 @@ const QUERY: &str = "SELECT e.k, e.ts, f.v FROM e ASOF JOIN f MATCH_CONDITION (e
 
 async fn query_plan(engine: &Engine) -> datafusion::dataframe::DataFrame {
     let mut results = SqlSession::new(engine)
-        .run_sql(QUERY, &Principal::new("test"))
+        .run_sql(QUERY, &Principal::trusted("test"))
         .await
         .unwrap();
     results.pop().unwrap().df
@@ -212,7 +212,7 @@ async fn a_right_side_too_large_for_memory_is_resources_exhausted() {
                MATCH_CONDITION (l.ts >= r.ts) ON l.k = r.k";
     let result = async {
         let mut r = SqlSession::new(&engine)
-            .run_sql(sql, &Principal::new("test"))
+            .run_sql(sql, &Principal::trusted("test"))
             .await?;
         r.pop().expect("a result").df.collect().await
     }

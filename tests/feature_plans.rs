@@ -25,7 +25,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
     };
     let engine = fstore::open(&config).await.expect("engine");
     SqlSession::new(&engine)
-        .run_sql(SETUP, &Principal::new("test"))
+        .run_sql(SETUP, &Principal::trusted("test"))
         .await
         .expect("setup");
     engine
@@ -34,7 +34,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
 /// The logical and physical plan texts of a query.
 async fn explain(engine: &Engine, sql: &str) -> (String, String) {
     let mut results = SqlSession::new(engine)
-        .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
+        .run_sql(&format!("EXPLAIN {sql}"), &Principal::trusted("test"))
         .await
         .expect("explain");
     let batches = results.pop().expect("a result").df.collect().await.unwrap();

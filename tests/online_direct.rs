@@ -30,7 +30,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
     };
     let engine = fstore::open(&config).await.expect("engine");
     for r in SqlSession::new(&engine)
-        .run_sql(SETUP, &Principal::new("test"))
+        .run_sql(SETUP, &Principal::trusted("test"))
         .await
         .expect("setup")
     {
@@ -41,7 +41,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
 
 async fn rows(engine: &Engine, sql: &str) -> String {
     let mut results = SqlSession::new(engine)
-        .run_sql(sql, &Principal::new("test"))
+        .run_sql(sql, &Principal::trusted("test"))
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batches: Vec<RecordBatch> = results.pop().expect("a result").df.collect().await.unwrap();

@@ -32,7 +32,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
     };
     let engine = fstore::open(&config).await.expect("engine");
     SqlSession::new(&engine)
-        .run_sql(SETUP, &Principal::new("test"))
+        .run_sql(SETUP, &Principal::trusted("test"))
         .await
         .expect("setup");
     engine
@@ -40,7 +40,7 @@ async fn engine(dir: &tempfile::TempDir) -> Arc<Engine> {
 
 async fn physical_plan(engine: &Engine, sql: &str) -> String {
     let mut results = SqlSession::new(engine)
-        .run_sql(&format!("EXPLAIN {sql}"), &Principal::new("test"))
+        .run_sql(&format!("EXPLAIN {sql}"), &Principal::trusted("test"))
         .await
         .expect("explain");
     let batches = results.pop().expect("a result").df.collect().await.unwrap();
@@ -119,7 +119,7 @@ async fn check_drift_reads_only_the_current_data() {
     SqlSession::new(&engine)
         .run_sql(
             "CREATE VIEW cur AS SELECT amount, category, n, 1.0 AS price FROM cb",
-            &Principal::new("test"),
+            &Principal::trusted("test"),
         )
         .await
         .unwrap();

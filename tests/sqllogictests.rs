@@ -74,7 +74,7 @@ impl sqllogictest::AsyncDB for FStoreDb {
         }
         let engine = self.engine().await?;
         let err = |e: datafusion::error::DataFusionError| SqlError(user_message(&e));
-        let principal = Principal::new("slt");
+        let principal = Principal::trusted("slt");
         let mut results = SqlSession::new(&engine)
             .run_sql(sql, &principal)
             .await
@@ -192,7 +192,7 @@ async fn write_sample_files(dir: &Path) -> datafusion::error::Result<()> {
         ..Config::default()
     };
     let engine = fstore::open(&config).await?;
-    let p = Principal::new("setup");
+    let p = Principal::trusted("setup");
     let d = dir.display();
     SqlSession::new(&engine)
         .run_sql(

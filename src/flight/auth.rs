@@ -181,7 +181,7 @@ impl Authenticator {
     /// Checks a user's password.
     pub fn login(&self, user: &str, password: &str) -> Result<Principal, Status> {
         if self.no_auth {
-            return Ok(Principal::new(if user.is_empty() {
+            return Ok(Principal::trusted(if user.is_empty() {
                 "anonymous"
             } else {
                 user
@@ -213,7 +213,7 @@ impl Authenticator {
         let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let Some(header) = header else {
             if self.no_auth {
-                return Ok(Principal::new("anonymous"));
+                return Ok(Principal::trusted("anonymous"));
             }
             return Err(Status::unauthenticated(
                 "missing authorization: log in with Handshake (HTTP Basic) and send 'authorization: Bearer <token>'",
@@ -228,7 +228,7 @@ impl Authenticator {
             return self.login(&user, &password);
         }
         if self.no_auth {
-            return Ok(Principal::new("anonymous"));
+            return Ok(Principal::trusted("anonymous"));
         }
         Err(Status::unauthenticated(
             "unsupported authorization scheme: use Bearer",
@@ -254,7 +254,11 @@ impl Authenticator {
         if expiry < now_secs() {
             return Err(Status::unauthenticated("token expired: log in again"));
         }
-        Ok(Principal::new(name))
+        // Without authentication everyone is trusted, token or not.
+        Ok(Principal {
+            name: name.to_string(),
+            trusted: self.no_auth,
+        })
     }
 
     fn sign(&self, data: &[u8]) -> Vec<u8> {
@@ -331,6 +335,15 @@ async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
         .await
     {
         Ok(_) => {
+            // Only the server's own OS user may read the key (it signs every token).
+            #[cfg(unix)]
+            if let Some(dir) = wh.local_dir() {
+                use std::os::unix::fs::PermissionsExt;
+                let file = dir.join(KEY_OBJECT);
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(
+                    |e| FStoreError::unavailable(format!("cannot protect {}: {e}", file.display())),
+                )?;
+            }
             wh.sync(KEY_OBJECT)?;
             Ok(key)
         }
@@ -351,7 +364,7 @@ async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
 /// Creates the users of the configuration that do not exist yet, and an `admin` user when
 /// there are no users at all. Returns the admin password if it was generated.
 async fn bootstrap_users(engine: &Engine, config: &Config) -> Result<Option<GeneratedPassword>> {
-    let system = Principal::new("fstore");
+    let system = Principal::trusted("fstore");
     let mut wanted: Vec<(String, String, bool, bool)> = config
         .server
         .users

@@ -151,11 +151,11 @@ fn unpack<M: ProstMessageExt>(body: &[u8]) -> Result<M, Status> {
 /// A `CancelFlightInfoRequest`'s FlightInfo; the request comes plain or wrapped in an `Any`
 /// (clients do both).
 fn cancel_request(body: &[u8]) -> Result<FlightInfo, Status> {
-    CancelFlightInfoRequest::decode(body.as_ref())
+    CancelFlightInfoRequest::decode(body)
         .ok()
         .filter(|r| r.info.is_some())
         .or_else(|| {
-            let any = Any::decode(body.as_ref()).ok()?;
+            let any = Any::decode(body).ok()?;
             CancelFlightInfoRequest::decode(any.value).ok()
         })
         .and_then(|r| r.info)

@@ -80,7 +80,7 @@ pub async fn run(engine: Arc<Engine>) {
             let engine = Arc::clone(&engine);
             let online = Arc::clone(&online);
             tokio::spawn(async move {
-                let principal = Principal::new("scheduler");
+                let principal = Principal::trusted("scheduler");
                 if let Err(e) = online
                     .refresh(&engine, &principal, &set, None, trigger)
                     .await

@@ -116,6 +116,7 @@ impl SqlSession<'_> {
                 self.done(None)
             }
             FStoreStatement::ExportFeatureSet(e) => {
+                self.check_location(&e.path, crate::sandbox::Access::Write, principal)?;
                 let summary = crate::features::export::export(self, e).await?;
                 self.rows(summary)
             }
@@ -327,6 +328,7 @@ impl SqlSession<'_> {
         text: &str,
         principal: &Principal,
     ) -> Result<StatementResult> {
+        self.check_plan(&plan, principal)?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
                 self.create_external_table(*cmd, text, principal).await

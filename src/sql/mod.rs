@@ -6,6 +6,7 @@
 //! and executed by DataFusion unchanged.
 
 pub mod asof;
+mod authorize;
 mod duckdb_spelling;
 pub mod exec;
 pub mod feature_group;

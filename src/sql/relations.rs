@@ -36,6 +36,9 @@ impl SqlSession<'_> {
         if cmd.temporary {
             return Err(FStoreError::unimplemented("temporary tables are not supported").into());
         }
+        for location in &cmd.locations {
+            self.check_location(location, crate::sandbox::Access::Read, principal)?;
+        }
         if self.exists_for_create(
             &name,
             cmd.if_not_exists,

@@ -1,0 +1,58 @@
+//! The authorization point of the statement executor: every front runs statements through
+//! [`SqlSession`], so what is checked here is checked for the CLI, the `.slt` suite and Flight
+//! SQL alike, plain or prepared. Today it enforces the sandbox (see `crate::sandbox`) on every
+//! location a statement names: `CREATE EXTERNAL TABLE … LOCATION` (read), `COPY … TO` and
+//! `EXPORT FEATURE SET … TO` (write).
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::error::Result;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::exec::SqlSession;
+use crate::principal::Principal;
+use crate::sandbox::{self, Access};
+
+impl SqlSession<'_> {
+    /// Whether `principal` administers this server: trusted, or an admin in the registry.
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        principal.trusted
+            || self
+                .registry()
+                .state()
+                .users
+                .get(&principal.name)
+                .is_some_and(|u| u.admin)
+    }
+
+    /// Checks that `principal` may `access` `location` (the sandbox).
+    pub fn check_location(
+        &self,
+        location: &str,
+        access: Access,
+        principal: &Principal,
+    ) -> Result<()> {
+        sandbox::check(
+            location,
+            access,
+            self.is_admin(principal),
+            self.config(),
+            self.warehouse().url(),
+        )
+    }
+
+    /// Checks every location a plan writes (`COPY … TO`, anywhere in the plan, e.g. under
+    /// `EXPLAIN ANALYZE`).
+    pub fn check_plan(&self, plan: &LogicalPlan, principal: &Principal) -> Result<()> {
+        let mut result = Ok(());
+        plan.apply(|node| {
+            if let LogicalPlan::Copy(copy) = node {
+                result = self.check_location(&copy.output_url, Access::Write, principal);
+                if result.is_err() {
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        result
+    }
+}
