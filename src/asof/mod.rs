@@ -62,7 +62,8 @@
 //! 3. [`planner::AsOfJoinPlanner`] turns the node into [`exec::AsOfJoinExec`]: both inputs
 //!    hash-partitioned on the keys; per partition the right side is indexed (grouped by key,
 //!    sorted by time, ties resolved) and the left side streams through it with a binary search.
-//! 4. [`codec`] serialises the node and the operator (datafusion-proto extension codecs).
+//! 4. [`codec`] serialises the node and the operator (datafusion-proto extension codecs, which
+//!    the extension contributes to the engine's composed codecs, `crate::engine::codec`).
 
 pub mod codec;
 pub mod exec;
@@ -73,6 +74,7 @@ pub mod marker;
 pub mod planner;
 pub mod time;
 
+use crate::engine::codec::CodecSession;
 use crate::engine::planner::FStoreQueryPlanner;
 use crate::engine::{EngineExtension, Setup};
 use datafusion::physical_planner::ExtensionPlanner;
@@ -81,6 +83,8 @@ use std::sync::Arc;
 use datafusion::error::Result;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::ScalarUDF;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
 pub use exec::AsOfJoinExec;
 pub use logical::AsOfJoin;
@@ -203,6 +207,12 @@ impl EngineExtension for AsOfExtension {
     }
     fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
         vec![Arc::new(planner::AsOfJoinPlanner)]
+    }
+    fn logical_codec(&self, _: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
+        Some(Arc::new(codec::AsOfLogicalCodec))
+    }
+    fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
+        Some(Arc::new(codec::AsOfPhysicalCodec))
     }
     async fn register(&self, _: &mut Setup<'_>) -> Result<()> {
         Ok(())

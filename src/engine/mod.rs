@@ -6,12 +6,14 @@
 //! buckets, a memory pool with the configured limit (queries past it fail with "resources
 //! exhausted" instead of killing the process), the `fstore` catalog (`public`: user tables,
 //! views and feature groups from the registry; `fstore`: system tables), a query planner that
-//! composes the extensions' planners, and whatever each extension registers.
+//! composes the extensions' planners, plan codecs that compose their datafusion-proto codecs
+//! ([`codec`]), and whatever each extension registers.
 //!
 //! This module must never import a feature area: areas come in as extensions, listed by the
 //! composition root (`crate::compose`). Statement execution lives in `sql`.
 
 pub mod catalog;
+pub mod codec;
 pub mod planner;
 
 use std::any::{Any, TypeId};
@@ -29,12 +31,15 @@ use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
 use crate::config::Config;
 use crate::providers::system::SystemSchema;
 use crate::registry::{Registry, RegistryState};
 use crate::warehouse::{FStoreObjectStores, Warehouse};
 use catalog::RegistrySchema;
+use codec::{CodecSession, FStoreLogicalCodec, FStorePhysicalCodec};
 
 /// The catalog every FStore object lives in.
 pub const CATALOG: &str = "fstore";
@@ -61,6 +66,18 @@ pub trait EngineExtension: Send + Sync {
     /// [`planner::FStoreQueryPlanner`]).
     fn extension_planners(&self) -> Vec<Arc<dyn ExtensionPlanner + Send + Sync>> {
         Vec::new()
+    }
+
+    /// The datafusion-proto codec of this extension's logical nodes and table providers
+    /// (composed into [`Engine::logical_codec`]); `session` makes providers again.
+    fn logical_codec(&self, _session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
+        None
+    }
+
+    /// The datafusion-proto codec of this extension's operators (composed into
+    /// [`Engine::physical_codec`]).
+    fn physical_codec(&self, _session: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
+        None
     }
 
     /// Registers functions, table functions, system tables and services.
@@ -104,6 +121,8 @@ pub struct Engine {
     progress: std::sync::RwLock<Option<ProgressFn>>,
     extensions: Vec<Box<dyn EngineExtension>>,
     services: Services,
+    logical_codec: Arc<FStoreLogicalCodec>,
+    physical_codec: Arc<FStorePhysicalCodec>,
 }
 
 /// Receives progress of long operations (exports): a short line such as
@@ -182,6 +201,9 @@ impl Engine {
             ext.register(&mut setup).await?;
             tracing::debug!(extension = ext.name(), "extension registered");
         }
+        let session = CodecSession::new(&ctx);
+        let logical_codec = Arc::new(FStoreLogicalCodec::new(&extensions, &session));
+        let physical_codec = Arc::new(FStorePhysicalCodec::new(&extensions, &session));
         let engine = Arc::new(Engine {
             config: config.clone(),
             ctx,
@@ -191,6 +213,8 @@ impl Engine {
             progress: std::sync::RwLock::new(None),
             extensions,
             services,
+            logical_codec,
+            physical_codec,
         });
         engine.sync().await?;
         Ok(engine)
@@ -232,6 +256,16 @@ impl Engine {
     pub fn service<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let s = self.services.get(&TypeId::of::<T>())?;
         Arc::clone(s).downcast::<T>().ok()
+    }
+
+    /// The datafusion-proto codec of every extension's logical nodes and table providers.
+    pub fn logical_codec(&self) -> &Arc<FStoreLogicalCodec> {
+        &self.logical_codec
+    }
+
+    /// The datafusion-proto codec of every extension's operators.
+    pub fn physical_codec(&self) -> &Arc<FStorePhysicalCodec> {
+        &self.physical_codec
     }
 
     pub fn registry(&self) -> &Arc<Registry> {

@@ -25,6 +25,7 @@
 
 pub mod at;
 pub mod catalog;
+pub mod codec;
 pub mod exec;
 pub mod export;
 pub mod node;
@@ -490,6 +491,12 @@ impl crate::engine::EngineExtension for FeaturesExtension {
         &self,
     ) -> Vec<Arc<dyn datafusion::physical_planner::ExtensionPlanner + Send + Sync>> {
         vec![Arc::new(exec::FeatureWindowPlanner)]
+    }
+    fn logical_codec(
+        &self,
+        _: &crate::engine::codec::CodecSession,
+    ) -> Option<Arc<dyn datafusion_proto::logical_plan::LogicalExtensionCodec>> {
+        Some(Arc::new(codec::FeaturesLogicalCodec))
     }
     async fn register(&self, setup: &mut crate::engine::Setup<'_>) -> Result<()> {
         let registry = setup.registry;

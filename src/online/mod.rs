@@ -12,6 +12,7 @@
 //! warehouse so a restarted server serves at once) and [`redis::RedisStore`]
 //! (`--online-store redis://host:port`, `rediss://` for TLS, for several serving nodes).
 
+pub mod codec;
 pub mod embedded;
 pub mod incremental;
 pub mod key;
@@ -139,6 +140,18 @@ pub struct OnlineExtension;
 impl crate::engine::EngineExtension for OnlineExtension {
     fn name(&self) -> &'static str {
         "online"
+    }
+    fn logical_codec(
+        &self,
+        session: &crate::engine::codec::CodecSession,
+    ) -> Option<Arc<dyn datafusion_proto::logical_plan::LogicalExtensionCodec>> {
+        Some(Arc::new(codec::OnlineLogicalCodec::new(session)))
+    }
+    fn physical_codec(
+        &self,
+        session: &crate::engine::codec::CodecSession,
+    ) -> Option<Arc<dyn datafusion_proto::physical_plan::PhysicalExtensionCodec>> {
+        Some(Arc::new(codec::OnlinePhysicalCodec::new(session)))
     }
     async fn register(
         &self,

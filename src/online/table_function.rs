@@ -154,6 +154,7 @@ impl TableFunctionImpl for OnlineFeatures {
             schema,
             fixed,
             service: Arc::clone(&self.service),
+            args: exprs.to_vec(),
         }))
     }
 }
@@ -166,6 +167,8 @@ pub struct OnlineFeaturesTable {
     /// Keys given as arguments.
     pub fixed: Option<Vec<EntityKey>>,
     service: Arc<OnlineService>,
+    /// The call's arguments (what the codec carries).
+    pub(super) args: Vec<Expr>,
 }
 
 /// The key column an expression's side names, and the literal values it compares with.
@@ -303,20 +306,14 @@ impl TableProvider for OnlineFeaturesTable {
             Some(p) => Arc::new(self.schema.project(p)?),
             None => Arc::clone(&self.schema),
         };
-        Ok(Arc::new(OnlineLookupExec {
-            properties: Arc::new(PlanProperties::new(
-                EquivalenceProperties::new(Arc::clone(&schema)),
-                Partitioning::UnknownPartitioning(1),
-                EmissionType::Final,
-                Boundedness::Bounded,
-            )),
-            target: self.target.clone(),
-            keys: Arc::new(keys),
-            keep_missing,
-            projection: projection.cloned(),
+        Ok(Arc::new(OnlineLookupExec::new(
+            self.target.clone(),
             schema,
-            service: Arc::clone(&self.service),
-        }))
+            keys,
+            keep_missing,
+            projection.cloned(),
+            Arc::clone(&self.service),
+        )))
     }
 }
 
@@ -417,14 +414,43 @@ fn shape(
 
 /// Executes one lookup.
 #[derive(Debug)]
-struct OnlineLookupExec {
+pub(super) struct OnlineLookupExec {
     properties: Arc<PlanProperties>,
-    target: OnlineTarget,
-    keys: Arc<Vec<EntityKey>>,
-    keep_missing: bool,
-    projection: Option<Vec<usize>>,
-    schema: SchemaRef,
+    pub(super) target: OnlineTarget,
+    pub(super) keys: Arc<Vec<EntityKey>>,
+    pub(super) keep_missing: bool,
+    pub(super) projection: Option<Vec<usize>>,
+    /// The output: the `projection` of the provider's schema.
+    pub(super) schema: SchemaRef,
     service: Arc<OnlineService>,
+}
+
+impl OnlineLookupExec {
+    /// Looks `keys` up in `target` (`keep_missing`: a row for every key asked for, found or
+    /// not), outputting the `projection` of the target's columns as `schema`.
+    pub(super) fn new(
+        target: OnlineTarget,
+        schema: SchemaRef,
+        keys: Vec<EntityKey>,
+        keep_missing: bool,
+        projection: Option<Vec<usize>>,
+        service: Arc<OnlineService>,
+    ) -> Self {
+        Self {
+            properties: Arc::new(PlanProperties::new(
+                EquivalenceProperties::new(Arc::clone(&schema)),
+                Partitioning::UnknownPartitioning(1),
+                EmissionType::Final,
+                Boundedness::Bounded,
+            )),
+            target,
+            keys: Arc::new(keys),
+            keep_missing,
+            projection,
+            schema,
+            service,
+        }
+    }
 }
 
 impl DisplayAs for OnlineLookupExec {

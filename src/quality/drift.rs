@@ -261,7 +261,7 @@ async fn read_values(state: &SessionState, url: &str) -> Result<Vec<(f64, u64)>>
 
 /// A drift method.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Method {
+pub(super) enum Method {
     Ks,
     Psi,
     Chi2,
@@ -269,7 +269,7 @@ enum Method {
 }
 
 impl Method {
-    fn parse(s: &str) -> Result<Method> {
+    pub(super) fn parse(s: &str) -> Result<Method> {
         Ok(match s.to_ascii_lowercase().as_str() {
             "ks_test" | "ks" => Method::Ks,
             "psi" => Method::Psi,
@@ -283,7 +283,7 @@ impl Method {
         })
     }
 
-    fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Method::Ks => "ks_test",
             Method::Psi => "psi",
@@ -376,6 +376,7 @@ impl TableFunctionImpl for CheckDrift {
         }
         Ok(Arc::new(DriftTable {
             schema: identify_call(&output_schema(), f, exprs),
+            args: exprs.to_vec(),
             registry: Arc::clone(&self.registry),
             current,
             method,
@@ -403,8 +404,10 @@ fn baseline_of<'a>(state: &'a RegistryState, reference: &str) -> Result<&'a Drif
 }
 
 #[derive(Debug)]
-struct DriftTable {
+pub(super) struct DriftTable {
     schema: SchemaRef,
+    /// The call's arguments (what the codec carries).
+    pub(super) args: Vec<Expr>,
     registry: Arc<Registry>,
     current: SourceArg,
     method: Method,
@@ -414,7 +417,7 @@ struct DriftTable {
 
 /// What a feature is compared with.
 #[derive(Debug)]
-enum Reference {
+pub(super) enum Reference {
     /// Sorted (value, count).
     Numeric(Vec<(f64, u64)>),
     Categorical(Vec<(String, u64)>),
@@ -502,16 +505,16 @@ impl TableProvider for DriftTable {
 }
 
 #[derive(Debug)]
-struct Check {
-    feature: String,
-    reference: Reference,
+pub(super) struct Check {
+    pub(super) feature: String,
+    pub(super) reference: Reference,
 }
 
 #[derive(Debug)]
-struct Drift {
-    method: Method,
-    threshold: f64,
-    checks: Arc<Vec<Check>>,
+pub(super) struct Drift {
+    pub(super) method: Method,
+    pub(super) threshold: f64,
+    pub(super) checks: Arc<Vec<Check>>,
 }
 
 impl Analysis for Drift {

@@ -11,6 +11,7 @@
 //!
 //! These functions only read; the statements that define things go through the registry.
 
+pub mod codec;
 pub mod drift;
 pub mod statements;
 pub mod validate;
@@ -20,7 +21,10 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::error::Result;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
+use crate::engine::codec::CodecSession;
 use crate::engine::{EngineExtension, Setup};
 use crate::error::FStoreError;
 use crate::providers::system::SystemTable;
@@ -34,6 +38,12 @@ pub struct QualityExtension;
 impl EngineExtension for QualityExtension {
     fn name(&self) -> &'static str {
         "quality"
+    }
+    fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
+        Some(Arc::new(codec::QualityLogicalCodec::new(session)))
+    }
+    fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
+        Some(Arc::new(codec::QualityPhysicalCodec))
     }
     async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
         let (ctx, registry, system) = (setup.ctx, setup.registry, setup.system);

@@ -26,6 +26,7 @@ use datafusion::execution::context::SessionState;
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType, cast, lit, when};
 use datafusion::physical_plan::ExecutionPlan;
+use serde::{Deserialize, Serialize};
 
 use crate::args::{at_most, identify_call};
 use crate::args::{required_string, string_arg};
@@ -47,15 +48,15 @@ fn output_schema() -> SchemaRef {
 }
 
 /// One feature to check and its expectations.
-#[derive(Debug, Clone)]
-struct FeatureCheck {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct FeatureCheck {
     feature: String,
     expectations: Vec<Expectation>,
 }
 
 /// One pinned group and the features of the set that have expectations.
-#[derive(Debug, Clone)]
-struct GroupCheck {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct GroupCheck {
     def: FeatureGroup,
     features: Vec<FeatureCheck>,
 }
@@ -121,6 +122,7 @@ impl TableFunctionImpl for Validate {
         }
         Ok(Arc::new(ValidateTable {
             schema: identify_call(&output_schema(), f, exprs),
+            args: exprs.to_vec(),
             groups,
             start,
             end,
@@ -129,8 +131,10 @@ impl TableFunctionImpl for Validate {
 }
 
 #[derive(Debug)]
-struct ValidateTable {
+pub(super) struct ValidateTable {
     schema: SchemaRef,
+    /// The call's arguments (what the codec carries).
+    pub(super) args: Vec<Expr>,
     groups: Vec<GroupCheck>,
     start: Option<String>,
     end: Option<String>,
@@ -231,8 +235,8 @@ impl TableProvider for ValidateTable {
 
 /// Turns the aggregate row into result rows.
 #[derive(Debug)]
-struct Checks {
-    groups: Vec<GroupCheck>,
+pub(super) struct Checks {
+    pub(super) groups: Vec<GroupCheck>,
 }
 
 impl Analysis for Checks {

@@ -47,7 +47,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn parse(text: &str) -> Result<Method> {
+    pub(super) fn parse(text: &str) -> Result<Method> {
         match text.trim().to_ascii_lowercase().as_str() {
             "pearson" => Ok(Method::Pearson),
             "spearman" => Ok(Method::Spearman),
@@ -58,7 +58,7 @@ impl Method {
         }
     }
 
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Method::Pearson => "pearson",
             Method::Spearman => "spearman",
@@ -100,6 +100,7 @@ impl TableFunctionImpl for FeatureCorrelation {
             identify_call(&schema(), FUNCTION, exprs),
             Arc::clone(&self.registry),
             Arc::new(CorrelationCall { source, method }),
+            exprs,
         )))
     }
 }
@@ -154,9 +155,9 @@ impl Selection for CorrelationCall {
 
 /// The analysis: the correlation of every pair of the input's columns.
 #[derive(Debug)]
-struct Correlation {
-    names: Vec<String>,
-    method: Method,
+pub(super) struct Correlation {
+    pub names: Vec<String>,
+    pub method: Method,
 }
 
 impl Analysis for Correlation {

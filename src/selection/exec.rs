@@ -7,6 +7,7 @@
 //! so a selection over too much data fails with "resources exhausted" instead of exhausting
 //! the machine.
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -28,8 +29,8 @@ use futures::StreamExt;
 
 use crate::error::{ErrorKind, fail};
 
-/// A statistic over all rows of an input.
-pub trait Analysis: fmt::Debug + Send + Sync {
+/// A statistic over all rows of an input (`Any`, so that codecs can find their analyses).
+pub trait Analysis: Any + fmt::Debug + Send + Sync {
     /// One line for EXPLAIN.
     fn describe(&self) -> String;
     /// A fresh accumulator for one execution.
@@ -80,6 +81,19 @@ impl SelectionExec {
             projection,
             properties,
         })
+    }
+
+    pub fn analysis(&self) -> &Arc<dyn Analysis> {
+        &self.analysis
+    }
+
+    /// The analysis' result schema, before the projection.
+    pub fn result_schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    pub fn projection(&self) -> Option<&[usize]> {
+        self.projection.as_deref()
     }
 }
 

@@ -18,6 +18,7 @@
 //!
 //! These functions only read: they never write the registry or any table.
 
+pub(crate) mod codec;
 mod correlation;
 pub(crate) mod exec;
 mod knn;
@@ -39,7 +40,10 @@ use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
+use crate::engine::codec::CodecSession;
 use crate::engine::{EngineExtension, Setup};
 use crate::error::{ErrorKind, fail};
 use crate::registry::Registry;
@@ -53,6 +57,12 @@ pub struct SelectionExtension;
 impl EngineExtension for SelectionExtension {
     fn name(&self) -> &'static str {
         "feature-selection"
+    }
+    fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
+        Some(Arc::new(codec::SelectionLogicalCodec::new(session)))
+    }
+    fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
+        Some(Arc::new(codec::SelectionPhysicalCodec))
     }
     async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
         let (ctx, registry) = (setup.ctx, setup.registry);
@@ -84,15 +94,28 @@ pub(crate) struct SelectionTable {
     schema: SchemaRef,
     registry: Arc<Registry>,
     selection: Arc<dyn Selection>,
+    /// The call's arguments (what the codec carries).
+    args: Vec<Expr>,
 }
 
 impl SelectionTable {
-    pub fn new(schema: SchemaRef, registry: Arc<Registry>, selection: Arc<dyn Selection>) -> Self {
+    pub fn new(
+        schema: SchemaRef,
+        registry: Arc<Registry>,
+        selection: Arc<dyn Selection>,
+        args: &[Expr],
+    ) -> Self {
         Self {
             schema,
             registry,
             selection,
+            args: args.to_vec(),
         }
+    }
+
+    /// The function called and its arguments.
+    pub fn call(&self) -> (&'static str, &[Expr]) {
+        (self.selection.function(), &self.args)
     }
 }
 

@@ -64,7 +64,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn parse(text: &str) -> Result<Method> {
+    pub(super) fn parse(text: &str) -> Result<Method> {
         match text.trim().to_ascii_lowercase().as_str() {
             "mutual_info" => Ok(Method::MutualInfo),
             "correlation" => Ok(Method::Correlation),
@@ -188,6 +188,7 @@ impl TableFunctionImpl for SelectFeatures {
                 method,
                 k,
             }),
+            exprs,
         )))
     }
 }

@@ -160,6 +160,14 @@ impl WindowAtExec {
     pub fn specs(&self) -> &[WindowSpec] {
         &self.specs
     }
+    /// The events' key columns and time column.
+    pub fn event_columns(&self) -> (&[String], &str) {
+        (&self.event_keys, &self.event_time)
+    }
+    /// The spine's key columns and time column.
+    pub fn spine_columns(&self) -> (&[String], &str) {
+        (&self.spine_keys, &self.spine_time)
+    }
 }
 
 impl DisplayAs for WindowAtExec {

@@ -70,13 +70,15 @@
 //! - Decimal sums stay exact (i128); means and stddevs of decimals are Float64.
 //!
 //! Parameters are plain data (column names, [`WindowSpec`]s with [`WindowAgg`] and
-//! `Duration`), so a datafusion-proto codec can carry the nodes to Ballista executors.
+//! `Duration`), which `codec` carries (datafusion-proto codecs of the three operators and of
+//! the table functions' providers, contributed to the engine's composed codecs).
 //!
 //! This module never plans SQL by itself: feature-group statements build these operators;
 //! `window_features` / `window_features_at` ([`table_function`]) exist for tests and
 //! benchmarks.
 
 mod at_exec;
+mod codec;
 pub mod duration;
 mod feature_exec;
 mod partition;

@@ -89,6 +89,11 @@ impl RowSequenceExec {
             cache: Arc::new(cache),
         })
     }
+
+    /// The order rows are numbered in, when not input order.
+    pub fn order(&self) -> Option<&LexOrdering> {
+        self.order.as_ref()
+    }
 }
 
 impl DisplayAs for RowSequenceExec {

@@ -27,12 +27,15 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 use futures::FutureExt;
 
 use super::at_exec::{WindowAtExec, plan_at};
 use super::feature_exec::{FeatureWindowExec, plan_features};
 use super::spec::{WindowSpec, find_column};
 use crate::args::{identify_call, literal};
+use crate::engine::codec::CodecSession;
 use crate::engine::{EngineExtension, Setup};
 
 /// Registers `window_features` and `window_features_at`.
@@ -42,6 +45,12 @@ pub struct WindowExtension;
 impl EngineExtension for WindowExtension {
     fn name(&self) -> &'static str {
         "window"
+    }
+    fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
+        Some(Arc::new(super::codec::WindowLogicalCodec::new(session)))
+    }
+    fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
+        Some(Arc::new(super::codec::WindowPhysicalCodec))
     }
     async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
         register_table_functions(setup.ctx);
@@ -55,8 +64,8 @@ pub fn register_table_functions(ctx: &SessionContext) {
     ctx.register_udtf(FEATURES_AT, Arc::new(WindowFeaturesAtFn));
 }
 
-const FEATURES: &str = "window_features";
-const FEATURES_AT: &str = "window_features_at";
+pub(super) const FEATURES: &str = "window_features";
+pub(super) const FEATURES_AT: &str = "window_features_at";
 
 fn string_arg(args: &[Expr], i: usize, function: &str, name: &str) -> Result<String> {
     match literal(args, i, function, name)? {
@@ -182,6 +191,7 @@ impl TableFunctionImpl for WindowFeaturesFn {
         let plan = plan_features(f, &source.schema(), &keys, &time, &specs)?;
         Ok(Arc::new(WindowFeaturesTable {
             schema: identify_call(&plan.schema, f, exprs),
+            args: exprs.to_vec(),
             source,
             keys,
             time,
@@ -191,7 +201,9 @@ impl TableFunctionImpl for WindowFeaturesFn {
 }
 
 #[derive(Debug)]
-struct WindowFeaturesTable {
+pub(super) struct WindowFeaturesTable {
+    /// The call's arguments (what the codec carries).
+    pub(super) args: Vec<Expr>,
     source: Arc<dyn TableProvider>,
     keys: Vec<String>,
     time: String,
@@ -276,6 +288,7 @@ impl TableFunctionImpl for WindowFeaturesAtFn {
         )?;
         Ok(Arc::new(WindowFeaturesAtTable {
             schema: identify_call(&plan.schema, f, exprs),
+            args: exprs.to_vec(),
             events,
             spine,
             keys,
@@ -288,7 +301,9 @@ impl TableFunctionImpl for WindowFeaturesAtFn {
 }
 
 #[derive(Debug)]
-struct WindowFeaturesAtTable {
+pub(super) struct WindowFeaturesAtTable {
+    /// The call's arguments (what the codec carries).
+    pub(super) args: Vec<Expr>,
     events: Arc<dyn TableProvider>,
     spine: Arc<dyn TableProvider>,
     keys: Vec<String>,
