@@ -50,11 +50,13 @@ impl Place {
     fn parse(location: &str) -> Option<Place> {
         let text = location.trim();
         match Url::parse(text) {
-            Ok(url) if url.scheme() == "file" => url.to_file_path().ok().map(|p| Place::Local(resolve(&p))),
-            // A Windows drive letter parses as a scheme; anything else of one letter too.
-            Ok(url) if url.scheme().len() > 1 => {
-                Some(Place::Remote(url.as_str().trim_end_matches('/').to_string()))
+            Ok(url) if url.scheme() == "file" => {
+                url.to_file_path().ok().map(|p| Place::Local(resolve(&p)))
             }
+            // A Windows drive letter parses as a scheme; anything else of one letter too.
+            Ok(url) if url.scheme().len() > 1 => Some(Place::Remote(
+                url.as_str().trim_end_matches('/').to_string(),
+            )),
             _ => Some(Place::Local(resolve(Path::new(text)))),
         }
     }
@@ -64,7 +66,9 @@ impl Place {
         match (self, outer) {
             (Place::Local(a), Place::Local(b)) => a.starts_with(b),
             (Place::Remote(a), Place::Remote(b)) => {
-                a == b || a.strip_prefix(b.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                a == b
+                    || a.strip_prefix(b.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
             }
             _ => false,
         }
@@ -110,11 +114,7 @@ fn resolve(path: &Path) -> PathBuf {
 }
 
 fn denied(location: &str, access: Access, why: &str) -> datafusion::error::DataFusionError {
-    FStoreError::permission_denied(format!(
-        "cannot {} '{location}': {why}",
-        access.verb()
-    ))
-    .into()
+    FStoreError::permission_denied(format!("cannot {} '{location}': {why}", access.verb())).into()
 }
 
 /// Checks that a statement of an administrator (`admin`) or not may `access` `location`,
@@ -131,7 +131,10 @@ pub fn check(
     };
     let protected = [Place::parse(warehouse.as_str())]
         .into_iter()
-        .chain([config.source.as_deref().and_then(|p| Place::parse(&p.to_string_lossy()))])
+        .chain([config
+            .source
+            .as_deref()
+            .and_then(|p| Place::parse(&p.to_string_lossy()))])
         .flatten();
     for p in protected {
         if place.overlaps(&p) {
@@ -159,10 +162,7 @@ pub fn check(
         return Err(denied(
             location,
             access,
-            &format!(
-                "outside the allowed locations ({})",
-                allowed.join(", ")
-            ),
+            &format!("outside the allowed locations ({})", allowed.join(", ")),
         ));
     }
     Ok(())
@@ -216,12 +216,28 @@ mod tests {
         // A symbolic link into the warehouse is the warehouse.
         #[cfg(unix)]
         {
-            std::os::unix::fs::symlink(dir.path().join("wh"), dir.path().join("data/link")).unwrap();
-            let msg = refused(check(&format!("{d}/data/link/_registry/"), Access::Read, true, &config, &wh));
+            std::os::unix::fs::symlink(dir.path().join("wh"), dir.path().join("data/link"))
+                .unwrap();
+            let msg = refused(check(
+                &format!("{d}/data/link/_registry/"),
+                Access::Read,
+                true,
+                &config,
+                &wh,
+            ));
             assert!(msg.contains("warehouse"), "{msg}");
         }
         assert!(check(&format!("{d}/data/x.csv"), Access::Read, true, &config, &wh).is_ok());
-        assert!(check(&format!("{d}/data/new/out.parquet"), Access::Write, true, &config, &wh).is_ok());
+        assert!(
+            check(
+                &format!("{d}/data/new/out.parquet"),
+                Access::Write,
+                true,
+                &config,
+                &wh
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -231,8 +247,23 @@ mod tests {
         let msg = refused(check(&local, Access::Read, false, &config, &wh));
         assert!(msg.contains("only an administrator"), "{msg}");
         refused(check("/etc/shadow", Access::Read, false, &config, &wh));
-        refused(check("file:///etc/passwd", Access::Read, false, &config, &wh));
-        assert!(check("s3://bucket/landing/x.csv", Access::Read, false, &config, &wh).is_ok());
+        refused(check(
+            "file:///etc/passwd",
+            Access::Read,
+            false,
+            &config,
+            &wh,
+        ));
+        assert!(
+            check(
+                "s3://bucket/landing/x.csv",
+                Access::Read,
+                false,
+                &config,
+                &wh
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -241,7 +272,16 @@ mod tests {
         let d = dir.path().display();
         config.security.allowed_locations =
             vec!["s3://bucket/landing".to_string(), format!("{d}/data")];
-        assert!(check("s3://bucket/landing/x.csv", Access::Read, false, &config, &wh).is_ok());
+        assert!(
+            check(
+                "s3://bucket/landing/x.csv",
+                Access::Read,
+                false,
+                &config,
+                &wh
+            )
+            .is_ok()
+        );
         assert!(check(&format!("{d}/data/out/"), Access::Write, true, &config, &wh).is_ok());
         for loc in [
             "s3://bucket/landing-other/x.csv".to_string(),
@@ -251,7 +291,10 @@ mod tests {
             "/tmp/x.csv".to_string(),
         ] {
             let msg = refused(check(&loc, Access::Write, true, &config, &wh));
-            assert!(msg.contains("outside the allowed locations"), "{loc}: {msg}");
+            assert!(
+                msg.contains("outside the allowed locations"),
+                "{loc}: {msg}"
+            );
         }
     }
 }

@@ -2,13 +2,15 @@
 //! [`SqlSession`], so what is checked here is checked for the CLI, the `.slt` suite and Flight
 //! SQL alike, plain or prepared. Today it enforces the sandbox (see `crate::sandbox`) on every
 //! location a statement names: `CREATE EXTERNAL TABLE … LOCATION` (read), `COPY … TO` and
-//! `EXPORT FEATURE SET … TO` (write).
+//! `EXPORT FEATURE SET … TO` (write); and, because the server has one set of session
+//! settings for everyone, `SET` and `RESET` are for administrators.
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, Statement};
 
 use super::exec::SqlSession;
+use crate::error::FStoreError;
 use crate::principal::Principal;
 use crate::sandbox::{self, Access};
 
@@ -40,18 +42,27 @@ impl SqlSession<'_> {
         )
     }
 
-    /// Checks every location a plan writes (`COPY … TO`, anywhere in the plan, e.g. under
-    /// `EXPLAIN ANALYZE`).
+    /// Checks what a plan does: every location it writes (`COPY … TO`, anywhere in the
+    /// plan, e.g. under `EXPLAIN ANALYZE`), and settings it changes.
     pub fn check_plan(&self, plan: &LogicalPlan, principal: &Principal) -> Result<()> {
         let mut result = Ok(());
         plan.apply(|node| {
-            if let LogicalPlan::Copy(copy) = node {
-                result = self.check_location(&copy.output_url, Access::Write, principal);
-                if result.is_err() {
-                    return Ok(TreeNodeRecursion::Stop);
+            result = match node {
+                LogicalPlan::Copy(copy) => {
+                    self.check_location(&copy.output_url, Access::Write, principal)
                 }
-            }
-            Ok(TreeNodeRecursion::Continue)
+                LogicalPlan::Statement(
+                    Statement::SetVariable(_) | Statement::ResetVariable(_),
+                ) if !self.is_admin(principal) => Err(FStoreError::permission_denied(
+                    "SET and RESET change the settings of every session on this server: only an administrator may run them",
+                )
+                .into()),
+                _ => Ok(()),
+            };
+            Ok(match result {
+                Ok(()) => TreeNodeRecursion::Continue,
+                Err(_) => TreeNodeRecursion::Stop,
+            })
         })?;
         result
     }

@@ -14,8 +14,8 @@ pub mod feature_set;
 pub mod limits;
 pub mod lookup;
 pub mod parser;
-mod relations;
 pub mod quality;
+mod relations;
 
 use datafusion::sql::parser::Statement as DFStatement;
 

@@ -120,3 +120,17 @@ def test_allowed_locations_bound_everyone(tmp_path, make_server):
     denied(admin, f"COPY (SELECT 1 AS x) TO '{landing}/../elsewhere/out.csv' STORED AS CSV")
     denied(admin, "CREATE EXTERNAL TABLE p STORED AS CSV LOCATION '/etc/passwd'")
     assert not (elsewhere / "out.csv").exists()
+
+
+def test_only_administrators_change_the_servers_settings(sandboxed):
+    server, _, _ = sandboxed
+    admin = connect(server)
+    ds = connect(server, "ds", DS_PASSWORD)
+    msg = denied(ds, "SET datafusion.execution.batch_size = 1")
+    assert "only an administrator" in msg, msg
+    denied(ds, "RESET datafusion.execution.batch_size")
+    show = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'"
+    before = run(admin, show)
+    assert before != [("1",)], before
+    run(admin, "SET datafusion.execution.batch_size = 4096")
+    assert run(ds, show) == [("4096",)]

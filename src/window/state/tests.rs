@@ -90,9 +90,7 @@ fn read_f64(sweep: &Sweep, i: usize, ev: &GroupEvents, agg: WindowAgg) -> Option
 fn close(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (None, None) => true,
-        (Some(x), Some(y)) => {
-            x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300)
-        }
+        (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-300),
         _ => false,
     }
 }

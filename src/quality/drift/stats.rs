@@ -1,0 +1,114 @@
+//! The two-sample statistics of drift checks against a stored baseline summary.
+
+use super::*;
+
+/// A Float64 as a category key (all NaNs are one category; -0 and 0 are one).
+pub(super) fn number_key(v: f64) -> String {
+    if v == 0.0 { "0".into() } else { v.to_string() }
+}
+
+/// KS, PSI or Wasserstein of the current sorted sample against the baseline.
+pub(super) fn numeric_test(
+    method: Method,
+    base: &[(f64, u64)],
+    current: &[f64],
+) -> (Option<f64>, Option<f64>) {
+    if current.is_empty() || base.is_empty() {
+        return (None, None);
+    }
+    let nan = current.last().is_some_and(|v| v.is_nan()) || base.iter().any(|(v, _)| v.is_nan());
+    if nan {
+        return (Some(f64::NAN), method.by_p_value().then_some(f64::NAN));
+    }
+    match method {
+        Method::Wasserstein => (Some(wasserstein(base, current)), None),
+        Method::Ks | Method::Psi => {
+            // The exact baseline sample, expanded from its counts.
+            let mut expanded = Vec::with_capacity(base.iter().map(|(_, c)| *c as usize).sum());
+            for (v, c) in base {
+                expanded.extend(std::iter::repeat_n(*v, *c as usize));
+            }
+            if method == Method::Psi {
+                (
+                    Some(fstore_udfs::stats::psi::psi_of_sorted(&expanded, current)),
+                    None,
+                )
+            } else {
+                match fstore_udfs::stats::kolmogorov::two_sample(&expanded, current) {
+                    Some(t) => (Some(t.statistic), Some(t.p_value)),
+                    None => (None, None),
+                }
+            }
+        }
+        Method::Chi2 => (None, None),
+    }
+}
+
+/// W1 = ∫ |F_base(x) − F_cur(x)| dx over the merged support (both ECDFs right-continuous).
+pub(super) fn wasserstein(base: &[(f64, u64)], current: &[f64]) -> f64 {
+    let nb: u64 = base.iter().map(|(_, c)| c).sum();
+    let nc = current.len();
+    let (mut i, mut j) = (0usize, 0usize);
+    let (mut cb, mut cc) = (0u64, 0usize);
+    let mut total = 0.0;
+    let mut prev: Option<f64> = None;
+    let mut diff = 0.0;
+    while i < base.len() || j < nc {
+        let x = match (base.get(i), current.get(j)) {
+            (Some((b, _)), Some(c)) => b.min(*c),
+            (Some((b, _)), None) => *b,
+            (None, Some(c)) => *c,
+            (None, None) => break,
+        };
+        if let Some(p) = prev {
+            total += diff * (x - p);
+        }
+        while i < base.len() && base[i].0 <= x {
+            cb += base[i].1;
+            i += 1;
+        }
+        while j < nc && current[j] <= x {
+            cc += 1;
+            j += 1;
+        }
+        diff = (cb as f64 / nb as f64 - cc as f64 / nc as f64).abs();
+        prev = Some(x);
+    }
+    total
+}
+
+/// Pearson's chi-square test of homogeneity of two category count vectors.
+pub(super) fn chi2(
+    base: &[(String, u64)],
+    current: &HashMap<String, u64>,
+) -> (Option<f64>, Option<f64>) {
+    let nb: u64 = base.iter().map(|(_, c)| c).sum();
+    let nc: u64 = current.values().sum();
+    if nb == 0 || nc == 0 {
+        return (None, None);
+    }
+    let mut table: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (k, c) in base {
+        table.entry(k.as_str()).or_default().0 += c;
+    }
+    for (k, c) in current {
+        table.entry(k.as_str()).or_default().1 += c;
+    }
+    let n = (nb + nc) as f64;
+    let mut stat = 0.0;
+    for (b, c) in table.values() {
+        let col = (b + c) as f64;
+        for (observed, row) in [(*b, nb), (*c, nc)] {
+            let expected = row as f64 * col / n;
+            stat += (observed as f64 - expected).powi(2) / expected;
+        }
+    }
+    let dof = table.len().saturating_sub(1);
+    if dof == 0 {
+        return (Some(0.0), Some(1.0));
+    }
+    let p = ChiSquared::new(dof as f64)
+        .map(|d| d.sf(stat))
+        .unwrap_or(f64::NAN);
+    (Some(stat), Some(p))
+}
