@@ -48,6 +48,63 @@ const BY_NAME: &str = "catalog";
 /// The tag of what DataFusion's default codec wrote.
 const DEFAULT: &str = "datafusion";
 
+/// Which call made a provider: the table function's name and its arguments, or `None` for a
+/// provider of another kind.
+pub type CallOf = fn(&dyn TableProvider) -> Option<(&'static str, &[Expr])>;
+
+/// The logical codec of an area whose only logical values are its table functions'
+/// providers: they travel as their calls (see [`CodecSession::encode_call`]) and are made
+/// again by calling the function.
+#[derive(Debug)]
+pub struct CallCodec {
+    session: CodecSession,
+    /// The area, for messages.
+    area: &'static str,
+    call_of: CallOf,
+}
+
+impl CallCodec {
+    pub fn new(session: &CodecSession, area: &'static str, call_of: CallOf) -> Self {
+        Self {
+            session: session.clone(),
+            area,
+            call_of,
+        }
+    }
+}
+
+impl LogicalExtensionCodec for CallCodec {
+    fn try_decode(&self, _: &[u8], _: &[LogicalPlan], _: &TaskContext) -> Result<Extension> {
+        not_impl_err!("the {} codec has no logical nodes", self.area)
+    }
+
+    fn try_encode(&self, node: &Extension, _: &mut Vec<u8>) -> Result<()> {
+        not_impl_err!("not a {} node: {}", self.area, node.node.name())
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        _table_ref: &TableReference,
+        _schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        self.session.decode_call(buf, ctx, self)
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        match (self.call_of)(node.as_ref()) {
+            Some((function, args)) => CodecSession::encode_call(function, args, self, buf),
+            None => not_impl_err!("not a {} table function: {table_ref}", self.area),
+        }
+    }
+}
+
 /// One encoded value: which extension's codec wrote it, and its bytes.
 #[derive(Clone, PartialEq, Message)]
 struct Tagged {

@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use arrow_schema::Schema;
 use datafusion::catalog::TableProvider;
-use datafusion::common::{TableReference, internal_err, not_impl_err};
+use datafusion::common::{internal_err, not_impl_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::Schema as SchemaMsg;
 use prost::Message;
@@ -60,50 +59,10 @@ fn schema_of(msg: Option<&SchemaMsg>, what: &str) -> Result<Arc<Schema>> {
     }
 }
 
-/// Carries `online_features` providers as their calls.
-#[derive(Debug)]
-pub struct OnlineLogicalCodec {
-    session: CodecSession,
-}
-
-impl OnlineLogicalCodec {
-    pub fn new(session: &CodecSession) -> Self {
-        Self {
-            session: session.clone(),
-        }
-    }
-}
-
-impl LogicalExtensionCodec for OnlineLogicalCodec {
-    fn try_decode(&self, _: &[u8], _: &[LogicalPlan], _: &TaskContext) -> Result<Extension> {
-        not_impl_err!("the online codec has no logical nodes")
-    }
-
-    fn try_encode(&self, node: &Extension, _: &mut Vec<u8>) -> Result<()> {
-        not_impl_err!("not an online node: {}", node.node.name())
-    }
-
-    fn try_decode_table_provider(
-        &self,
-        buf: &[u8],
-        _table_ref: &TableReference,
-        _schema: arrow_schema::SchemaRef,
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn TableProvider>> {
-        self.session.decode_call(buf, ctx, self)
-    }
-
-    fn try_encode_table_provider(
-        &self,
-        table_ref: &TableReference,
-        node: Arc<dyn TableProvider>,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        let Some(table) = node.downcast_ref::<OnlineFeaturesTable>() else {
-            return not_impl_err!("not an online lookup: {table_ref}");
-        };
-        CodecSession::encode_call(F, &table.args, self, buf)
-    }
+/// `online_features` providers travel as their calls (see `CallCodec`).
+pub fn call_of(node: &dyn TableProvider) -> Option<(&'static str, &[Expr])> {
+    let table = node.downcast_ref::<OnlineFeaturesTable>()?;
+    Some((F, &table.args))
 }
 
 /// Encodes and decodes `OnlineLookupExec`.

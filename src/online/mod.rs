@@ -145,7 +145,11 @@ impl crate::engine::EngineExtension for OnlineExtension {
         &self,
         session: &crate::engine::codec::CodecSession,
     ) -> Option<Arc<dyn datafusion_proto::logical_plan::LogicalExtensionCodec>> {
-        Some(Arc::new(codec::OnlineLogicalCodec::new(session)))
+        Some(Arc::new(crate::engine::codec::CallCodec::new(
+            session,
+            "online",
+            codec::call_of,
+        )))
     }
     fn physical_codec(
         &self,

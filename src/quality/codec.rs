@@ -8,18 +8,17 @@ use std::any::Any;
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
-use datafusion::common::{TableReference, internal_err, not_impl_err};
+use datafusion::common::{internal_err, not_impl_err};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use prost::{Message, Oneof};
 
 use super::drift::{self, Check, Drift, DriftTable, Reference};
 use super::validate::{self, Checks, ValidateTable};
-use crate::engine::codec::{CodecSession, decode_message};
+use crate::engine::codec::decode_message;
 use crate::selection::codec::{decode_selection, encode_selection};
 use crate::selection::exec::{Analysis, SelectionExec};
 
@@ -127,52 +126,13 @@ fn decode_analysis(buf: &[u8]) -> Result<Arc<dyn Analysis>> {
     })
 }
 
-/// Carries `validate` / `check_drift` providers as their calls.
-#[derive(Debug)]
-pub struct QualityLogicalCodec {
-    session: CodecSession,
-}
-
-impl QualityLogicalCodec {
-    pub fn new(session: &CodecSession) -> Self {
-        Self {
-            session: session.clone(),
-        }
-    }
-}
-
-impl LogicalExtensionCodec for QualityLogicalCodec {
-    fn try_decode(&self, _: &[u8], _: &[LogicalPlan], _: &TaskContext) -> Result<Extension> {
-        not_impl_err!("the quality codec has no logical nodes")
-    }
-
-    fn try_encode(&self, node: &Extension, _: &mut Vec<u8>) -> Result<()> {
-        not_impl_err!("not a quality node: {}", node.node.name())
-    }
-
-    fn try_decode_table_provider(
-        &self,
-        buf: &[u8],
-        _table_ref: &TableReference,
-        _schema: arrow_schema::SchemaRef,
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn TableProvider>> {
-        self.session.decode_call(buf, ctx, self)
-    }
-
-    fn try_encode_table_provider(
-        &self,
-        table_ref: &TableReference,
-        node: Arc<dyn TableProvider>,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        if let Some(t) = node.downcast_ref::<DriftTable>() {
-            CodecSession::encode_call(drift::FUNCTION, &t.args, self, buf)
-        } else if let Some(t) = node.downcast_ref::<ValidateTable>() {
-            CodecSession::encode_call(validate::FUNCTION, &t.args, self, buf)
-        } else {
-            not_impl_err!("not a quality function: {table_ref}")
-        }
+/// `validate` / `check_drift` providers travel as their calls (see `CallCodec`).
+pub fn call_of(node: &dyn TableProvider) -> Option<(&'static str, &[Expr])> {
+    if let Some(t) = node.downcast_ref::<DriftTable>() {
+        Some((drift::FUNCTION, &t.args))
+    } else {
+        node.downcast_ref::<ValidateTable>()
+            .map(|t| (validate::FUNCTION, t.args.as_slice()))
     }
 }
 

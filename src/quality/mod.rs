@@ -24,7 +24,7 @@ use datafusion::error::Result;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
-use crate::engine::codec::CodecSession;
+use crate::engine::codec::{CallCodec, CodecSession};
 use crate::engine::{EngineExtension, Setup};
 use crate::error::FStoreError;
 use crate::providers::system::SystemTable;
@@ -40,7 +40,7 @@ impl EngineExtension for QualityExtension {
         "quality"
     }
     fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
-        Some(Arc::new(codec::QualityLogicalCodec::new(session)))
+        Some(Arc::new(CallCodec::new(session, "quality", codec::call_of)))
     }
     fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
         Some(Arc::new(codec::QualityPhysicalCodec))

@@ -11,12 +11,11 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Schema};
 use datafusion::catalog::TableProvider;
-use datafusion::common::{TableReference, internal_err, not_impl_err};
+use datafusion::common::{internal_err, not_impl_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 use datafusion_proto::protobuf::{ArrowType, Schema as SchemaMsg};
 use prost::{Message, Oneof};
@@ -25,7 +24,7 @@ use super::SelectionTable;
 use super::correlation::{self, Correlation};
 use super::exec::{Analysis, SelectionExec};
 use super::select::{self, Scoring};
-use crate::engine::codec::{CodecSession, Indices, decode_message, encode_message};
+use crate::engine::codec::{Indices, decode_message, encode_message};
 
 /// A [`SelectionExec`] around the bytes of its analysis.
 #[derive(Clone, PartialEq, Message)]
@@ -146,51 +145,10 @@ fn decode_analysis(buf: &[u8]) -> Result<Arc<dyn Analysis>> {
     })
 }
 
-/// Carries `select_features` / `feature_correlation` providers as their calls.
-#[derive(Debug)]
-pub struct SelectionLogicalCodec {
-    session: CodecSession,
-}
-
-impl SelectionLogicalCodec {
-    pub fn new(session: &CodecSession) -> Self {
-        Self {
-            session: session.clone(),
-        }
-    }
-}
-
-impl LogicalExtensionCodec for SelectionLogicalCodec {
-    fn try_decode(&self, _: &[u8], _: &[LogicalPlan], _: &TaskContext) -> Result<Extension> {
-        not_impl_err!("the selection codec has no logical nodes")
-    }
-
-    fn try_encode(&self, node: &Extension, _: &mut Vec<u8>) -> Result<()> {
-        not_impl_err!("not a selection node: {}", node.node.name())
-    }
-
-    fn try_decode_table_provider(
-        &self,
-        buf: &[u8],
-        _table_ref: &TableReference,
-        _schema: arrow_schema::SchemaRef,
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn TableProvider>> {
-        self.session.decode_call(buf, ctx, self)
-    }
-
-    fn try_encode_table_provider(
-        &self,
-        table_ref: &TableReference,
-        node: Arc<dyn TableProvider>,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        let Some(table) = node.downcast_ref::<SelectionTable>() else {
-            return not_impl_err!("not a selection function: {table_ref}");
-        };
-        let (function, args) = table.call();
-        CodecSession::encode_call(function, args, self, buf)
-    }
+/// `select_features` / `feature_correlation` providers travel as their calls (see
+/// `CallCodec`).
+pub fn call_of(node: &dyn TableProvider) -> Option<(&'static str, &[Expr])> {
+    Some(node.downcast_ref::<SelectionTable>()?.call())
 }
 
 /// Encodes and decodes [`SelectionExec`] running `select_features` or `feature_correlation`.

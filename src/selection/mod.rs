@@ -43,7 +43,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::PhysicalExtensionCodec;
 
-use crate::engine::codec::CodecSession;
+use crate::engine::codec::{CallCodec, CodecSession};
 use crate::engine::{EngineExtension, Setup};
 use crate::error::{ErrorKind, fail};
 use crate::registry::Registry;
@@ -59,7 +59,11 @@ impl EngineExtension for SelectionExtension {
         "feature-selection"
     }
     fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
-        Some(Arc::new(codec::SelectionLogicalCodec::new(session)))
+        Some(Arc::new(CallCodec::new(
+            session,
+            "selection",
+            codec::call_of,
+        )))
     }
     fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
         Some(Arc::new(codec::SelectionPhysicalCodec))

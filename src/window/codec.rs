@@ -11,13 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::catalog::TableProvider;
-use datafusion::common::{TableReference, internal_err, not_impl_err};
+use datafusion::common::{internal_err, not_impl_err};
 use datafusion::error::Result;
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::LexOrdering;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::from_proto::parse_physical_sort_exprs;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_sort_exprs;
 use datafusion_proto::physical_plan::{
@@ -28,7 +27,7 @@ use prost::{Message, Oneof};
 
 use super::table_function::{FEATURES, FEATURES_AT, WindowFeaturesAtTable, WindowFeaturesTable};
 use super::{FeatureWindowExec, RowSequenceExec, WindowAgg, WindowAtExec, WindowSpec};
-use crate::engine::codec::{CodecSession, Indices, decode_message, encode_message};
+use crate::engine::codec::{Indices, decode_message, encode_message};
 
 #[derive(Clone, PartialEq, Message)]
 struct SpecMsg {
@@ -127,52 +126,14 @@ fn specs_of(specs: Vec<SpecMsg>) -> Result<Vec<WindowSpec>> {
         .collect()
 }
 
-/// Carries the `window_features` / `window_features_at` providers as their calls.
-#[derive(Debug)]
-pub struct WindowLogicalCodec {
-    session: CodecSession,
-}
-
-impl WindowLogicalCodec {
-    pub fn new(session: &CodecSession) -> Self {
-        Self {
-            session: session.clone(),
-        }
-    }
-}
-
-impl LogicalExtensionCodec for WindowLogicalCodec {
-    fn try_decode(&self, _: &[u8], _: &[LogicalPlan], _: &TaskContext) -> Result<Extension> {
-        not_impl_err!("the window codec has no logical nodes")
-    }
-
-    fn try_encode(&self, node: &Extension, _: &mut Vec<u8>) -> Result<()> {
-        not_impl_err!("not a window node: {}", node.node.name())
-    }
-
-    fn try_decode_table_provider(
-        &self,
-        buf: &[u8],
-        _table_ref: &TableReference,
-        _schema: arrow_schema::SchemaRef,
-        ctx: &TaskContext,
-    ) -> Result<Arc<dyn TableProvider>> {
-        self.session.decode_call(buf, ctx, self)
-    }
-
-    fn try_encode_table_provider(
-        &self,
-        table_ref: &TableReference,
-        node: Arc<dyn TableProvider>,
-        buf: &mut Vec<u8>,
-    ) -> Result<()> {
-        if let Some(t) = node.downcast_ref::<WindowFeaturesTable>() {
-            CodecSession::encode_call(FEATURES, &t.args, self, buf)
-        } else if let Some(t) = node.downcast_ref::<WindowFeaturesAtTable>() {
-            CodecSession::encode_call(FEATURES_AT, &t.args, self, buf)
-        } else {
-            not_impl_err!("not a window table function: {table_ref}")
-        }
+/// `window_features` / `window_features_at` providers travel as their calls (see
+/// `CallCodec`).
+pub fn call_of(node: &dyn TableProvider) -> Option<(&'static str, &[Expr])> {
+    if let Some(t) = node.downcast_ref::<WindowFeaturesTable>() {
+        Some((FEATURES, &t.args))
+    } else {
+        node.downcast_ref::<WindowFeaturesAtTable>()
+            .map(|t| (FEATURES_AT, t.args.as_slice()))
     }
 }
 

@@ -35,7 +35,7 @@ use super::at_exec::{WindowAtExec, plan_at};
 use super::feature_exec::{FeatureWindowExec, plan_features};
 use super::spec::{WindowSpec, find_column};
 use crate::args::{identify_call, literal};
-use crate::engine::codec::CodecSession;
+use crate::engine::codec::{CallCodec, CodecSession};
 use crate::engine::{EngineExtension, Setup};
 
 /// Registers `window_features` and `window_features_at`.
@@ -47,7 +47,11 @@ impl EngineExtension for WindowExtension {
         "window"
     }
     fn logical_codec(&self, session: &CodecSession) -> Option<Arc<dyn LogicalExtensionCodec>> {
-        Some(Arc::new(super::codec::WindowLogicalCodec::new(session)))
+        Some(Arc::new(CallCodec::new(
+            session,
+            "window",
+            super::codec::call_of,
+        )))
     }
     fn physical_codec(&self, _: &CodecSession) -> Option<Arc<dyn PhysicalExtensionCodec>> {
         Some(Arc::new(super::codec::WindowPhysicalCodec))
