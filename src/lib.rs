@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod features;
 pub mod flight;
+pub mod governance;
 pub mod jobs;
 pub mod online;
 pub mod principal;

@@ -1,5 +1,11 @@
 //! Who is running a statement. Every layer below the CLI / Flight boundary receives the
-//! principal explicitly; nothing reads it from ambient state.
+//! principal explicitly; nothing reads it from ambient state. Passwords are stored as argon2id
+//! hashes made here.
+
+use argon2::{Argon2, PasswordHasher};
+use datafusion::error::Result;
+
+use crate::error::{ErrorKind, FStoreError};
 
 /// An authenticated user (or the local OS user for the embedded CLI).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,4 +47,21 @@ impl std::fmt::Display for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.name)
     }
+}
+
+/// `N` random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf)
+        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
+    Ok(buf)
+}
+
+/// Hashes a password for storage (argon2id, random salt, PHC string).
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = random_bytes::<16>()?;
+    let hash = Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("cannot hash password: {e}")))?;
+    Ok(hash.to_string())
 }

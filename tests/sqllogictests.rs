@@ -41,6 +41,9 @@ impl std::error::Error for SqlError {}
 struct FStoreDb {
     config: Config,
     engine: Option<Arc<Engine>>,
+    /// Who runs the statements: the trusted `slt` user, or after
+    /// `SET SESSION AUTHORIZATION name` a server user with the registry's privileges.
+    principal: Principal,
 }
 
 impl FStoreDb {
@@ -72,9 +75,32 @@ impl sqllogictest::AsyncDB for FStoreDb {
             self.engine().await?;
             return Ok(DBOutput::StatementComplete(0));
         }
+        // PostgreSQL's form: run the next statements as a server user.
+        let words: Vec<String> = sql
+            .trim()
+            .trim_end_matches(';')
+            .split_whitespace()
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
+        match words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["set", "session", "authorization", name] => {
+                self.principal = Principal::new(name.trim_matches('\''));
+                return Ok(DBOutput::StatementComplete(0));
+            }
+            ["reset", "session", "authorization"] => {
+                self.principal = Principal::trusted("slt");
+                return Ok(DBOutput::StatementComplete(0));
+            }
+            _ => {}
+        }
         let engine = self.engine().await?;
         let err = |e: datafusion::error::DataFusionError| SqlError(user_message(&e));
-        let principal = Principal::trusted("slt");
+        let principal = self.principal.clone();
         let mut results = SqlSession::new(&engine)
             .run_sql(sql, &principal)
             .await
@@ -251,6 +277,7 @@ async fn main() -> std::process::ExitCode {
                     Ok::<_, SqlError>(FStoreDb {
                         config,
                         engine: None,
+                        principal: Principal::trusted("slt"),
                     })
                 }
             }

@@ -15,11 +15,12 @@
 //! an `admin` user is created with the password from `FSTORE_ADMIN_PASSWORD`, or a random one
 //! printed once.
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordVerifier};
 use arrow_flight::{BasicAuth, HandshakeRequest, HandshakeResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -34,7 +35,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::error::{ErrorKind, FStoreError};
-use crate::principal::Principal;
+use crate::principal::{Principal, hash_password, random_bytes};
 use crate::registry::{Change, User};
 
 use super::metrics::Metrics;
@@ -51,6 +52,63 @@ pub struct Authenticator {
     no_auth: bool,
     /// A hash of a random password: unknown users cost the same time as wrong passwords.
     dummy_hash: String,
+    limiter: LoginLimiter,
+}
+
+/// Failed logins allowed per user, and per peer address, within [`LOGIN_WINDOW`].
+pub const MAX_FAILED_LOGINS: u32 = 5;
+/// The window failed logins are counted in (from the first failure).
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+
+/// Counts failed logins per user and per peer address; bounded in memory (entries expire
+/// with their window, and at most 100,000 are kept).
+pub struct LoginLimiter {
+    failures: moka::sync::Cache<String, Arc<std::sync::atomic::AtomicU32>>,
+}
+
+impl LoginLimiter {
+    fn new() -> Self {
+        Self {
+            failures: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_WINDOW)
+                .build(),
+        }
+    }
+
+    fn keys(user: &str, peer: Option<SocketAddr>) -> Vec<String> {
+        let mut keys = vec![format!("user:{user}")];
+        if let Some(p) = peer {
+            keys.push(format!("peer:{}", p.ip()));
+        }
+        keys
+    }
+
+    fn check(&self, keys: &[String]) -> Result<(), Status> {
+        use std::sync::atomic::Ordering;
+        for k in keys {
+            if self
+                .failures
+                .get(k)
+                .is_some_and(|n| n.load(Ordering::Relaxed) >= MAX_FAILED_LOGINS)
+            {
+                let (what, who) = k.split_once(':').unwrap_or(("", k));
+                return Err(Status::resource_exhausted(format!(
+                    "too many failed logins for {what} {who}: wait {} seconds and try again",
+                    LOGIN_WINDOW.as_secs()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, keys: &[String]) {
+        for k in keys {
+            self.failures
+                .get_with(k.clone(), Default::default)
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -83,7 +141,8 @@ impl tonic::service::Interceptor for AuthInterceptor {
         if !request.metadata().contains_key("authorization") && !self.auth.no_auth() {
             return Ok(request);
         }
-        match self.auth.authenticate(request.metadata()) {
+        let peer = request.remote_addr();
+        match self.auth.authenticate(request.metadata(), peer) {
             Ok(principal) => {
                 request.extensions_mut().insert(principal);
                 Ok(request)
@@ -119,6 +178,7 @@ impl Authenticator {
         &self,
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<HandshakeStream>, Status> {
+        let peer = request.remote_addr();
         let principal = if request.metadata().contains_key("authorization") {
             principal_of(&request)?
         } else {
@@ -127,7 +187,7 @@ impl Authenticator {
                 Some(msg) if !msg.payload.is_empty() => {
                     let basic = BasicAuth::decode(msg.payload)
                         .map_err(|_| Status::unauthenticated("malformed handshake payload"))?;
-                    self.login(&basic.username, &basic.password)?
+                    self.login(&basic.username, &basic.password, peer)?
                 }
                 _ => extension
                     .map_err(|_| Status::unauthenticated("missing credentials: send HTTP Basic"))?,
@@ -169,6 +229,7 @@ impl Authenticator {
                 ttl: Duration::from_secs(config.server.token_ttl_secs.max(60)),
                 no_auth: config.server.no_auth,
                 dummy_hash: hash_password(&URL_SAFE_NO_PAD.encode(random_bytes::<18>()?))?,
+                limiter: LoginLimiter::new(),
             },
             generated,
         ))
@@ -178,8 +239,15 @@ impl Authenticator {
         self.no_auth
     }
 
-    /// Checks a user's password.
-    pub fn login(&self, user: &str, password: &str) -> Result<Principal, Status> {
+    /// Checks a user's password. Failed logins are limited per user and per peer address
+    /// (see [`LoginLimiter`]): over the limit, even a right password is refused until the
+    /// window passes, so guessing is slow whoever guesses.
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: Option<SocketAddr>,
+    ) -> Result<Principal, Status> {
         if self.no_auth {
             return Ok(Principal::trusted(if user.is_empty() {
                 "anonymous"
@@ -187,29 +255,51 @@ impl Authenticator {
                 user
             }));
         }
+        let keys = LoginLimiter::keys(user, peer);
+        self.limiter.check(&keys)?;
         let state = self.engine.registry().state();
-        let Some(u) = state.users.get(user) else {
-            // Same work and same answer for unknown users and wrong passwords.
-            let _ =
-                Argon2::default().verify_password(password.as_bytes(), self.dummy_hash.as_str());
-            return Err(Status::unauthenticated("invalid username or password"));
+        let verified = match state.users.get(user) {
+            Some(u) => Argon2::default()
+                .verify_password(password.as_bytes(), u.password_hash.as_str())
+                .is_ok(),
+            None => {
+                // Same work and same answer for unknown users and wrong passwords.
+                let _ = Argon2::default()
+                    .verify_password(password.as_bytes(), self.dummy_hash.as_str());
+                false
+            }
         };
-        Argon2::default()
-            .verify_password(password.as_bytes(), u.password_hash.as_str())
-            .map_err(|_| Status::unauthenticated("invalid username or password"))?;
-        Ok(Principal::new(u.name.clone()))
+        if !verified {
+            self.limiter.failed(&keys);
+            tracing::warn!(user, peer = ?peer, "failed login");
+            return Err(Status::unauthenticated("invalid username or password"));
+        }
+        Ok(Principal::new(user.to_string()))
     }
 
-    /// A signed bearer token for `principal`.
+    /// A signed bearer token for `principal`. It carries the user's credentials version:
+    /// a new password or a dropped user revokes every token issued before.
     pub fn issue(&self, principal: &Principal) -> String {
         let expiry = now_secs() + self.ttl.as_secs();
-        let payload = URL_SAFE_NO_PAD.encode(format!("{}\n{expiry}", principal.name));
+        let credentials = self
+            .engine
+            .registry()
+            .state()
+            .users
+            .get(&principal.name)
+            .map_or(0, |u| u.credentials);
+        let payload =
+            URL_SAFE_NO_PAD.encode(format!("{}\n{expiry}\n{credentials}", principal.name));
         let sig = URL_SAFE_NO_PAD.encode(self.sign(payload.as_bytes()));
         format!("v1.{payload}.{sig}")
     }
 
     /// The principal of a request, from its bearer token.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Principal, Status> {
+    pub fn authenticate(
+        &self,
+        metadata: &MetadataMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Principal, Status> {
         let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let Some(header) = header else {
             if self.no_auth {
@@ -225,7 +315,7 @@ impl Authenticator {
         if let Some(basic) = strip_scheme(header, "Basic") {
             // Clients that send Basic credentials on every call instead of a handshake.
             let (user, password) = decode_basic(basic.trim())?;
-            return self.login(&user, &password);
+            return self.login(&user, &password, peer);
         }
         if self.no_auth {
             return Ok(Principal::trusted("anonymous"));
@@ -249,10 +339,27 @@ impl Authenticator {
         mac.verify_slice(&sig).map_err(|_| invalid())?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let payload = String::from_utf8(payload).map_err(|_| invalid())?;
-        let (name, expiry) = payload.rsplit_once('\n').ok_or_else(invalid)?;
+        let mut fields = payload.rsplitn(3, '\n');
+        let (Some(credentials), Some(expiry), Some(name)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(invalid());
+        };
         let expiry: u64 = expiry.parse().map_err(|_| invalid())?;
+        let credentials: u64 = credentials.parse().map_err(|_| invalid())?;
         if expiry < now_secs() {
             return Err(Status::unauthenticated("token expired: log in again"));
+        }
+        if !self.no_auth {
+            let state = self.engine.registry().state();
+            match state.users.get(name) {
+                Some(u) if u.credentials == credentials => {}
+                _ => {
+                    return Err(Status::unauthenticated(
+                        "token revoked (the user's password changed or the user was dropped): log in again",
+                    ));
+                }
+            }
         }
         // Without authentication everyone is trusted, token or not.
         Ok(Principal {
@@ -291,22 +398,6 @@ fn now_secs() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-fn random_bytes<const N: usize>() -> Result<[u8; N]> {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf)
-        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
-    Ok(buf)
-}
-
-/// Hashes a password for storage (argon2id, random salt, PHC string).
-pub fn hash_password(password: &str) -> Result<String> {
-    let salt = random_bytes::<16>()?;
-    let hash = Argon2::default()
-        .hash_password_with_salt(password.as_bytes(), &salt)
-        .map_err(|e| FStoreError::new(ErrorKind::Internal, format!("cannot hash password: {e}")))?;
-    Ok(hash.to_string())
 }
 
 async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
@@ -389,6 +480,8 @@ async fn bootstrap_users(engine: &Engine, config: &Config) -> Result<Option<Gene
             name: name.clone(),
             password_hash: hash_password(&password)?,
             admin,
+            roles: vec![],
+            credentials: 0,
         };
         let statement = format!("CREATE USER {name} (from the server configuration)");
         match engine

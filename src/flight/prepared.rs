@@ -18,6 +18,7 @@ use super::service::{Executed, FStoreFlightSql};
 use super::status::into_status;
 use super::tickets::PreparedHandle;
 use crate::principal::Principal;
+use crate::sql::Reads;
 use crate::sql::exec::{count_batch, is_command};
 use crate::sql::lookup::{self, DirectLookup, parameterize};
 use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, StatementResult};
@@ -38,6 +39,8 @@ pub struct Prepared {
     pub parameter_schema: SchemaRef,
     /// Set when the statement is an online point lookup by parameters.
     pub online: Option<Arc<DirectLookup>>,
+    /// What the statement reads, checked at every execution (see `sql::authorize`).
+    pub reads: Reads,
 }
 
 /// A plain statement's shape, planned at registry sequence `seq`: its online lookup and
@@ -56,8 +59,11 @@ impl FStoreFlightSql {
         principal: &Principal,
     ) -> Result<Executed, Status> {
         let handle = PreparedHandle::decode(handle)?;
-        let prepared = self.prepared(&handle.sql).await?;
+        let prepared = self.prepared(&handle.sql, principal).await?;
         if let Some(fast) = &prepared.online {
+            self.sql()
+                .check_lookup(fast, principal)
+                .map_err(into_status)?;
             let batch = self.run_prepared_online(&prepared, fast, &handle).await?;
             return Ok(Executed::LookedUp(batch));
         }
@@ -78,7 +84,13 @@ impl FStoreFlightSql {
     }
 
     /// Plans (or fetches the cached plan of) a prepared statement.
-    pub(super) async fn prepared(&self, sql: &str) -> Result<Arc<Prepared>, Status> {
+    /// The principal's privileges are checked before anything is planned (planning a table
+    /// function does work) and again on every cached use.
+    pub(super) async fn prepared(
+        &self,
+        sql: &str,
+        principal: &Principal,
+    ) -> Result<Arc<Prepared>, Status> {
         let cached = self.caches.prepared.get(sql);
         if cached.as_ref().is_some_and(|p| p.online.is_some()) {
             self.engine
@@ -92,6 +104,9 @@ impl FStoreFlightSql {
         if let Some(p) = cached
             && p.seq == seq
         {
+            self.sql()
+                .check_reads(&p.reads, principal)
+                .map_err(into_status)?;
             return Ok(p);
         }
         let statements = self.parse(sql)?;
@@ -102,6 +117,10 @@ impl FStoreFlightSql {
         };
         let prepared = match &statement.statement {
             FStoreStatement::DataFusion(stmt) => {
+                let reads = self.sql().reads_of(stmt).map_err(into_status)?;
+                self.sql()
+                    .check_reads(&reads, principal)
+                    .map_err(into_status)?;
                 let plan = self
                     .sql()
                     .plan_datafusion(stmt)
@@ -115,6 +134,7 @@ impl FStoreFlightSql {
                 let parameter_schema = parameter_schema(&plan).map_err(into_status)?;
                 let online = lookup::recognize(&plan).map(Arc::new);
                 Prepared {
+                    reads,
                     seq,
                     statement: statement.clone(),
                     plan: Some(plan),
@@ -130,6 +150,7 @@ impl FStoreFlightSql {
                 dataset_schema: Arc::new(Schema::empty()),
                 parameter_schema: Arc::new(Schema::empty()),
                 online: None,
+                reads: Reads::default(),
             },
         };
         let prepared = Arc::new(prepared);
@@ -183,6 +204,7 @@ impl FStoreFlightSql {
         &self,
         sql: &str,
         statements: &[ParsedStatement],
+        principal: &Principal,
     ) -> Result<Option<RecordBatch>, Status> {
         // Cheap tests first: every other statement goes its usual way untouched, and a
         // statement with its own placeholders is not a plain lookup.
@@ -224,6 +246,9 @@ impl FStoreFlightSql {
         let Some((fast, schema)) = &planned.lookup else {
             return Ok(None);
         };
+        self.sql()
+            .check_lookup(fast, principal)
+            .map_err(into_status)?;
         self.run_online(schema, fast, &values).await.map(Some)
     }
 
@@ -268,7 +293,7 @@ impl FStoreFlightSql {
             }
             results.push(
                 self.sql()
-                    .execute_plan(bound, prepared.statement.sql(), principal)
+                    .execute_plan(bound, prepared.statement.sql(), principal, &prepared.reads)
                     .await
                     .map_err(into_status)?,
             );

@@ -264,7 +264,10 @@ impl FStoreFlightSql {
     ) -> Result<FlightInfo, Status> {
         let _permit = self.permit()?;
         let statements = self.parse(&query.query)?;
-        if let Some(batch) = self.literal_online(&query.query, &statements).await? {
+        if let Some(batch) = self
+            .literal_online(&query.query, &statements, principal)
+            .await?
+        {
             let (key, ticket) = query_ticket(&query.query, principal);
             return self.looked_up_info(key, batch, ticket, descriptor);
         }
@@ -383,7 +386,7 @@ impl FStoreFlightSql {
     ) -> Result<i64, Status> {
         let _permit = self.permit()?;
         let handle = bind_handle(&cmd.prepared_statement_handle, messages).await?;
-        let prepared = self.prepared(&handle.sql).await?;
+        let prepared = self.prepared(&handle.sql, principal).await?;
         let mut total: Option<i64> = None;
         for r in self.run_prepared(&prepared, &handle, principal).await? {
             if let Some(n) = affected(r).await? {
@@ -445,8 +448,9 @@ impl FStoreFlightSql {
     pub async fn create_prepared(
         &self,
         req: ActionCreatePreparedStatementRequest,
+        principal: &Principal,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let prepared = self.prepared(&req.query).await?;
+        let prepared = self.prepared(&req.query, principal).await?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: PreparedHandle::new(req.query).encode(),
             dataset_schema: ipc_schema(&prepared.dataset_schema)?,

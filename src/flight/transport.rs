@@ -285,7 +285,8 @@ impl FlightService for Transport {
             let principal = principal_of(&request)?;
             let reply = match action? {
                 FlightAction::CreatePrepared(r) => {
-                    Some(svc.create_prepared(r).await?.as_any().encode_to_vec())
+                    let created = svc.create_prepared(r, &principal).await?;
+                    Some(created.as_any().encode_to_vec())
                 }
                 FlightAction::ClosePrepared(r) => {
                     svc.close_prepared(r.prepared_statement_handle, &principal);

@@ -22,6 +22,7 @@
 //! The registry never executes anything: it stores and validates definitions. Turning them
 //! into tables the engine can query is the engine's job (`engine::catalog`).
 
+pub mod access;
 pub mod feature_group;
 pub mod feature_set;
 pub mod model;
@@ -36,6 +37,7 @@ use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tracing::{debug, warn};
 
+pub use access::*;
 pub use feature_group::*;
 pub use feature_set::*;
 pub use model::*;

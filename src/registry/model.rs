@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use arrow_schema::Schema;
 use serde::{Deserialize, Serialize};
 
+use super::access::{Grant, Role};
 use super::feature_group::{FeatureGroup, Transformation};
 use super::feature_set::{FeatureSetVersion, parse_set_ref};
 use super::online::{MaterializationRun, OnlineConfig, RUNS_KEPT};
@@ -93,6 +94,22 @@ pub enum Change {
     SetOffline { set: String },
     /// A materialization run finished (successfully or not).
     Materialized(MaterializationRun),
+    /// `ALTER USER name PASSWORD '…'`: a new hash; the user's earlier tokens stop working.
+    AlterUserPassword { name: String, password_hash: String },
+    /// `DROP USER name`: the user, their grants and their tokens go.
+    DropUser { name: String },
+    /// `CREATE ROLE name`.
+    CreateRole(Role),
+    /// `DROP ROLE name`: the role, its grants and its memberships go.
+    DropRole { name: String },
+    /// `GRANT role TO user`.
+    GrantRole { role: String, user: String },
+    /// `REVOKE role FROM user`.
+    RevokeRole { role: String, user: String },
+    /// `GRANT privilege ON object TO grantee`.
+    Grant(Grant),
+    /// `REVOKE privilege ON object FROM grantee`.
+    Revoke(Grant),
 }
 
 /// A user who can log in to the server.
@@ -102,6 +119,13 @@ pub struct User {
     /// Argon2id hash in PHC string format.
     pub password_hash: String,
     pub admin: bool,
+    /// Roles the user is a member of.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The sequence number of the last change of the user's credentials (creation or a new
+    /// password): tokens carry it, and a token issued before it no longer authenticates.
+    #[serde(default)]
+    pub credentials: u64,
 }
 
 /// Kinds of named relations a query can read.
@@ -227,6 +251,16 @@ pub struct RegistryState {
     /// The latest materialization runs per set, oldest first (at most [`RUNS_KEPT`]).
     #[serde(default)]
     pub materializations: BTreeMap<String, Vec<MaterializationRun>>,
+    /// Roles by name (the built-in `admin` role is implicit).
+    #[serde(default)]
+    pub roles: BTreeMap<String, Role>,
+    /// Granted privileges, in grant order, without duplicates.
+    #[serde(default)]
+    pub grants: Vec<Grant>,
+    /// The owner (creator) of each table, view, feature group and feature set, by
+    /// [`ObjectRef::owner_key`].
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -372,16 +406,15 @@ impl RegistryState {
                 ))),
                 None => Err(FStoreError::not_found(format!("table '{table}' not found"))),
             },
-            Change::CreateUser(u) => {
-                if self.users.contains_key(&u.name) {
-                    Err(FStoreError::already_exists(format!(
-                        "user '{}' already exists",
-                        u.name
-                    )))
-                } else {
-                    Ok(())
-                }
-            }
+            Change::CreateUser(_)
+            | Change::AlterUserPassword { .. }
+            | Change::DropUser { .. }
+            | Change::CreateRole(_)
+            | Change::DropRole { .. }
+            | Change::GrantRole { .. }
+            | Change::RevokeRole { .. }
+            | Change::Grant(_)
+            | Change::Revoke(_) => self.check_access(change),
             Change::Drop { name, relation } => match self.relations.get(name) {
                 Some(r) if r.def.kind() == *relation => {
                     if let Some(g) = self
@@ -470,6 +503,7 @@ impl RegistryState {
                 ),
             ));
         }
+        self.track_owners(rec);
         let (action, kind, name) = match &rec.change {
             Change::CreateExternalTable(t) => {
                 self.put(&t.name, rec.seq, Relation::External(t.clone()));
@@ -492,10 +526,15 @@ impl RegistryState {
                 }
                 ("INSERT", "table", table.clone())
             }
-            Change::CreateUser(u) => {
-                self.users.insert(u.name.clone(), u.clone());
-                ("CREATE USER", "user", u.name.clone())
-            }
+            Change::CreateUser(_)
+            | Change::AlterUserPassword { .. }
+            | Change::DropUser { .. }
+            | Change::CreateRole(_)
+            | Change::DropRole { .. }
+            | Change::GrantRole { .. }
+            | Change::RevokeRole { .. }
+            | Change::Grant(_)
+            | Change::Revoke(_) => self.apply_access(rec),
             Change::CreateFeatureSet(set) => {
                 let versions = self.feature_sets.entry(set.name.clone()).or_default();
                 let mut v = set.clone();

@@ -1,29 +1,65 @@
 //! The authorization point of the statement executor: every front runs statements through
 //! [`SqlSession`], so what is checked here is checked for the CLI, the `.slt` suite and Flight
-//! SQL alike, plain or prepared. Today it enforces the sandbox (see `crate::sandbox`) on every
-//! location a statement names: `CREATE EXTERNAL TABLE … LOCATION` (read), `COPY … TO` and
-//! `EXPORT FEATURE SET … TO` (write); and, because the server has one set of session
-//! settings for everyone, `SET` and `RESET` are for administrators.
+//! SQL alike, plain or prepared. Three kinds of checks:
+//!
+//! - **Privileges** (see `registry::access` for the rules). What a query reads is derived from
+//!   its text ([`SqlSession::reads_of`]): the tables, views and feature groups it names (CTE
+//!   names excluded), and the objects its table functions read from their arguments
+//!   (`training_set` every group and set of its list and its entity table, `validate` and
+//!   `check_drift` their feature set, `online_features` its set for `READ ONLINE`, the
+//!   sources of `select_features`, `feature_correlation`, `temporal_split`,
+//!   `window_features[_at]` — a source given as query text is checked like a query). Views
+//!   and feature groups run with their definer's rights: reading one needs `SELECT` on it,
+//!   not on what it reads. The reads of a prepared statement are derived once and checked
+//!   again at every execution, against the privileges of that moment. Writes are checked on
+//!   the plan ([`SqlSession::check_plan`]) and FStore statements by kind
+//!   ([`SqlSession::authorize`]): creating needs `CREATE`, replacing, altering, dropping and
+//!   inserting need ownership.
+//! - **The sandbox** (see `crate::sandbox`) on every location a statement names.
+//! - **Server-wide state**: `SET`/`RESET` and SQL-level `PREPARE`/`EXECUTE` (whose names are
+//!   shared by every session) are for administrators.
+//!
+//! A denied statement is `PERMISSION_DENIED`, names the privilege and the object, and writes
+//! nothing (every check runs before anything is written).
 
+use std::ops::ControlFlow;
+
+use datafusion::common::TableReference;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::Result;
-use datafusion::logical_expr::{LogicalPlan, Statement};
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement};
+use datafusion::sql::parser::{CopyToSource, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, FunctionArg, FunctionArgExpr, ObjectName, TableFactor, Value, Visit, Visitor,
+};
 
 use super::exec::SqlSession;
+use super::{FStoreStatement, ParsedStatement};
+use crate::engine::{CATALOG, USER_SCHEMA};
 use crate::error::FStoreError;
 use crate::principal::Principal;
+use crate::registry::{ObjectKind, ObjectRef, Privilege, RegistryState};
 use crate::sandbox::{self, Access};
+
+/// How deep query texts given to table functions are followed.
+const MAX_SOURCE_DEPTH: usize = 4;
+
+/// What a statement reads: checked against the principal's privileges at each execution.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reads(pub Vec<(Privilege, ObjectRef)>);
+
+impl Reads {
+    fn add(&mut self, privilege: Privilege, object: ObjectRef) {
+        if !self.0.iter().any(|(p, o)| *p == privilege && *o == object) {
+            self.0.push((privilege, object));
+        }
+    }
+}
 
 impl SqlSession<'_> {
     /// Whether `principal` administers this server: trusted, or an admin in the registry.
     pub fn is_admin(&self, principal: &Principal) -> bool {
-        principal.trusted
-            || self
-                .registry()
-                .state()
-                .users
-                .get(&principal.name)
-                .is_some_and(|u| u.admin)
+        principal.trusted || self.registry().state().is_admin(&principal.name)
     }
 
     /// Checks that `principal` may `access` `location` (the sandbox).
@@ -42,28 +78,503 @@ impl SqlSession<'_> {
         )
     }
 
+    /// `PERMISSION_DENIED` unless `principal` holds `privilege` on `object` (`None`: the
+    /// global privilege).
+    pub fn require(
+        &self,
+        principal: &Principal,
+        privilege: Privilege,
+        object: Option<&ObjectRef>,
+    ) -> Result<()> {
+        if principal.trusted
+            || self
+                .registry()
+                .state()
+                .allows(&principal.name, privilege, object)
+        {
+            return Ok(());
+        }
+        Err(FStoreError::permission_denied(match object {
+            Some(o) => format!(
+                "permission denied: '{principal}' lacks {} on {o}",
+                privilege.as_sql()
+            ),
+            None => format!(
+                "permission denied: '{principal}' lacks the {} privilege",
+                privilege.as_sql()
+            ),
+        })
+        .into())
+    }
+
+    /// `PERMISSION_DENIED` unless `principal` owns `object` (or administers the server).
+    pub fn require_owner(
+        &self,
+        principal: &Principal,
+        object: &ObjectRef,
+        what: &str,
+    ) -> Result<()> {
+        let state = self.registry().state();
+        if principal.trusted || state.owns(&principal.name, object) {
+            return Ok(());
+        }
+        Err(FStoreError::permission_denied(format!(
+            "permission denied: {what} {object} needs its owner ({}) or an administrator; '{principal}' is neither",
+            state.owner_of(object).unwrap_or("unknown")
+        ))
+        .into())
+    }
+
+    /// Checks every read of a statement.
+    pub fn check_reads(&self, reads: &Reads, principal: &Principal) -> Result<()> {
+        if reads.0.is_empty() || self.is_admin(principal) {
+            return Ok(());
+        }
+        for (privilege, object) in &reads.0 {
+            self.require(principal, *privilege, Some(object))?;
+        }
+        Ok(())
+    }
+
+    /// Checks an online lookup answered without a plan (`sql::lookup`): `READ ONLINE` on the
+    /// set version it reads.
+    pub fn check_lookup(
+        &self,
+        lookup: &super::lookup::DirectLookup,
+        principal: &Principal,
+    ) -> Result<()> {
+        if principal.trusted {
+            return Ok(());
+        }
+        let target = &lookup.target;
+        let set = ObjectRef::set_version(&target.set, target.version);
+        self.require(principal, Privilege::ReadOnline, Some(&set))
+    }
+
+    /// What a DataFusion statement reads (see the module documentation).
+    pub fn reads_of(&self, stmt: &DFStatement) -> Result<Reads> {
+        let mut reads = Reads::default();
+        let state = self.registry().state();
+        self.collect_reads(stmt, &state, &mut reads, 0)?;
+        Ok(reads)
+    }
+
+    fn collect_reads(
+        &self,
+        stmt: &DFStatement,
+        state: &RegistryState,
+        reads: &mut Reads,
+        depth: usize,
+    ) -> Result<()> {
+        let session = self.state();
+        let functions = session.table_functions();
+        for r in session.resolve_table_references(stmt)? {
+            let function = matches!(&r, TableReference::Bare { table } if functions.contains_key(table.as_ref()));
+            if !function && let Some(o) = object_of(state, &r) {
+                reads.add(Privilege::Select, o);
+            }
+        }
+        let mut calls = Calls::default();
+        match stmt {
+            DFStatement::Statement(s) => {
+                let _ = s.visit(&mut calls);
+            }
+            DFStatement::CopyTo(c) => {
+                if let CopyToSource::Query(q) = &c.source {
+                    let _ = q.visit(&mut calls);
+                }
+            }
+            DFStatement::Explain(e) => {
+                return self.collect_reads(&e.statement, state, reads, depth);
+            }
+            DFStatement::CreateExternalTable(_) | DFStatement::Reset(_) => {}
+        }
+        for (name, args) in calls.0 {
+            self.function_reads(&name, &args, state, reads, depth)?;
+        }
+        Ok(())
+    }
+
+    /// The reads of one table-function call, from its literal arguments.
+    fn function_reads(
+        &self,
+        name: &str,
+        args: &[Option<String>],
+        state: &RegistryState,
+        reads: &mut Reads,
+        depth: usize,
+    ) -> Result<()> {
+        let arg = |i: usize| args.get(i).cloned().flatten();
+        let set = |reads: &mut Reads, privilege: Privilege, reference: Option<String>| {
+            if let Some(r) = reference
+                && let Ok(v) = state.feature_set(&r)
+            {
+                reads.add(privilege, ObjectRef::set_version(&v.name, v.version));
+            }
+        };
+        let mut sources = vec![];
+        match name {
+            "training_set" => {
+                for item in arg(0).iter().flat_map(|l| l.split(',')) {
+                    let item = item.trim();
+                    let group = item.split_once(':').map_or(item, |(g, _)| g).trim();
+                    if state.feature_groups.contains_key(group) {
+                        reads.add(
+                            Privilege::Select,
+                            ObjectRef::new(ObjectKind::FeatureGroup, group),
+                        );
+                    } else {
+                        set(reads, Privilege::Select, Some(item.to_string()));
+                    }
+                }
+                sources.push(arg(1));
+            }
+            "validate" | "feature_set_versions" => set(reads, Privilege::Select, arg(0)),
+            "check_drift" => {
+                set(reads, Privilege::Select, arg(0));
+                sources.push(arg(1));
+            }
+            "online_features" => set(reads, Privilege::ReadOnline, arg(0)),
+            "temporal_split" | "select_features" | "feature_correlation" | "window_features" => {
+                sources.push(arg(0))
+            }
+            "window_features_at" => {
+                sources.push(arg(0));
+                sources.push(arg(3));
+            }
+            _ => {}
+        }
+        for source in sources.into_iter().flatten() {
+            self.source_reads(&source, state, reads, depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `principal` may read a source given as a relation name or a query text
+    /// (a feature group's source, an export's entity table).
+    pub fn check_source(&self, source: &str, principal: &Principal) -> Result<()> {
+        if self.is_admin(principal) {
+            return Ok(());
+        }
+        let mut reads = Reads::default();
+        self.source_reads(source, &self.registry().state(), &mut reads, 1)?;
+        self.check_reads(&reads, principal)
+    }
+
+    /// The reads of a table function's source: a relation name, or a query text.
+    fn source_reads(
+        &self,
+        source: &str,
+        state: &RegistryState,
+        reads: &mut Reads,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_SOURCE_DEPTH {
+            return Err(FStoreError::invalid(
+                "query texts nested too deeply in table-function arguments",
+            )
+            .into());
+        }
+        let sql = if is_identifier(source) {
+            format!("SELECT * FROM {source}")
+        } else {
+            source.to_string()
+        };
+        // A source that does not parse is reported by the function itself when it plans.
+        let Ok(statements) = super::FStoreParser::parse_sql(&sql) else {
+            return Ok(());
+        };
+        for s in statements {
+            match &s.statement {
+                FStoreStatement::DataFusion(stmt) => {
+                    self.collect_reads(stmt, state, reads, depth)?
+                }
+                _ => {
+                    return Err(FStoreError::invalid(
+                        "a table function's source is a relation name or a query",
+                    )
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what a plan does: every location it writes (`COPY … TO`, anywhere in the
-    /// plan, e.g. under `EXPLAIN ANALYZE`), and settings it changes.
+    /// plan, e.g. under `EXPLAIN ANALYZE`), the objects it creates, replaces, drops or
+    /// writes to, and settings it changes.
     pub fn check_plan(&self, plan: &LogicalPlan, principal: &Principal) -> Result<()> {
         let mut result = Ok(());
         plan.apply(|node| {
-            result = match node {
-                LogicalPlan::Copy(copy) => {
-                    self.check_location(&copy.output_url, Access::Write, principal)
-                }
-                LogicalPlan::Statement(
-                    Statement::SetVariable(_) | Statement::ResetVariable(_),
-                ) if !self.is_admin(principal) => Err(FStoreError::permission_denied(
-                    "SET and RESET change the settings of every session on this server: only an administrator may run them",
-                )
-                .into()),
-                _ => Ok(()),
-            };
+            result = self.check_node(node, principal);
             Ok(match result {
                 Ok(()) => TreeNodeRecursion::Continue,
                 Err(_) => TreeNodeRecursion::Stop,
             })
         })?;
         result
+    }
+
+    fn check_node(&self, node: &LogicalPlan, principal: &Principal) -> Result<()> {
+        let admin_only = |what: &str| -> Result<()> {
+            if self.is_admin(principal) {
+                Ok(())
+            } else {
+                Err(FStoreError::permission_denied(format!(
+                    "{what}: only an administrator may run it"
+                ))
+                .into())
+            }
+        };
+        let state = self.registry().state();
+        let create_or_replace = |name: &str| -> Result<()> {
+            let existing = ObjectRef::new(ObjectKind::Table, name);
+            if state.relations.contains_key(name) {
+                self.require_owner(principal, &existing, "replacing")
+            } else {
+                self.require(principal, Privilege::Create, None)
+            }
+        };
+        match node {
+            LogicalPlan::Copy(copy) => {
+                self.check_location(&copy.output_url, Access::Write, principal)
+            }
+            LogicalPlan::Statement(Statement::SetVariable(_) | Statement::ResetVariable(_)) => {
+                admin_only("SET and RESET change the settings of every session on this server")
+            }
+            LogicalPlan::Statement(
+                Statement::Prepare(_) | Statement::Execute(_) | Statement::Deallocate(_),
+            ) => admin_only(
+                "SQL PREPARE/EXECUTE/DEALLOCATE name statements every session shares (use your client's prepared statements)",
+            ),
+            LogicalPlan::Ddl(DdlStatement::CreateExternalTable(c)) => {
+                create_or_replace(c.name.table())
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => {
+                create_or_replace(c.name.table())
+            }
+            LogicalPlan::Ddl(DdlStatement::CreateView(c)) => create_or_replace(c.name.table()),
+            LogicalPlan::Ddl(DdlStatement::DropTable(d)) => {
+                self.owner_of_relation(&d.name, principal, "dropping")
+            }
+            LogicalPlan::Ddl(DdlStatement::DropView(d)) => {
+                self.owner_of_relation(&d.name, principal, "dropping")
+            }
+            LogicalPlan::Dml(dml) => {
+                self.owner_of_relation(&dml.table_name, principal, "writing to")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn owner_of_relation(
+        &self,
+        name: &TableReference,
+        principal: &Principal,
+        what: &str,
+    ) -> Result<()> {
+        let state = self.registry().state();
+        match object_of(&state, name) {
+            Some(o) => self.require_owner(principal, &o, what),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks an FStore statement (one that DataFusion does not plan) before it runs.
+    /// Statements whose objects are resolved while they run (`CREATE FEATURE GROUP`'s source,
+    /// `CREATE FEATURE SET`'s groups) are checked again there, before anything is written.
+    pub fn authorize(&self, stmt: &ParsedStatement, principal: &Principal) -> Result<()> {
+        if principal.trusted {
+            return Ok(());
+        }
+        let state = self.registry().state();
+        let group = |name: &str| ObjectRef::new(ObjectKind::FeatureGroup, name);
+        let set = |reference: &str| {
+            let (name, _) = crate::registry::parse_set_ref(reference);
+            ObjectRef::new(ObjectKind::FeatureSet, name)
+        };
+        let set_version = |reference: &str| {
+            state
+                .feature_set(reference)
+                .map(|v| ObjectRef::set_version(&v.name, v.version))
+        };
+        match &stmt.statement {
+            FStoreStatement::CreateFeatureGroup(c) => {
+                if state.feature_groups.contains_key(&c.name) && !c.if_not_exists {
+                    self.require_owner(principal, &group(&c.name), "replacing")
+                } else {
+                    self.require(principal, Privilege::Create, None)
+                }
+            }
+            FStoreStatement::CreateFeatureSet(c) => {
+                if state.feature_sets.contains_key(&c.name) {
+                    self.require_owner(principal, &set(&c.name), "a new version of")
+                } else {
+                    self.require(principal, Privilege::Create, None)
+                }
+            }
+            FStoreStatement::AddTransformation(a) => {
+                self.require_owner(principal, &group(&a.group), "altering")
+            }
+            FStoreStatement::DropFeatureGroup { name, .. }
+                if state.feature_groups.contains_key(name) =>
+            {
+                self.require_owner(principal, &group(name), "dropping")
+            }
+            FStoreStatement::CommentOnFeature { group: g, .. } => {
+                self.require_owner(principal, &group(g), "commenting on")
+            }
+            FStoreStatement::CreateExpectation(c) => {
+                let (g, _) = crate::quality::resolve_feature(&state, &c.feature)?;
+                self.require_owner(principal, &group(&g), "adding expectations to")
+            }
+            FStoreStatement::DropExpectation(d) => {
+                let (g, _) = crate::quality::resolve_feature(&state, &d.feature)?;
+                self.require_owner(principal, &group(&g), "dropping expectations of")
+            }
+            FStoreStatement::SetDriftBaseline(b) => {
+                self.require_owner(principal, &set(&b.set), "setting the drift baseline of")
+            }
+            FStoreStatement::AlterFeatureSet(a) => {
+                self.require_owner(principal, &set(a.name()), "altering")
+            }
+            FStoreStatement::RefreshOnline(r) => {
+                self.require_owner(principal, &set(&r.name), "refreshing")
+            }
+            FStoreStatement::ExportFeatureSet(e) => self.require(
+                principal,
+                Privilege::Export,
+                Some(&set_version(&e.reference)?),
+            ),
+            FStoreStatement::DescribeFeatureSet { reference } => {
+                self.require(principal, Privilege::Select, Some(&set_version(reference)?))
+            }
+            FStoreStatement::DescribeFeatureGroup { name } => {
+                state.group(name)?;
+                self.require(principal, Privilege::Select, Some(&group(name)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The registry as `principal` may see it in listings (`SHOW FEATURE GROUPS`, …): only
+    /// the relations, groups and sets they may read.
+    pub fn visible_state(&self, principal: &Principal) -> std::sync::Arc<RegistryState> {
+        let state = self.registry().state();
+        if self.is_admin(principal) {
+            return state;
+        }
+        let user = principal.name.as_str();
+        let mut visible = (*state).clone();
+        visible.relations.retain(|n, _| {
+            state.allows(
+                user,
+                Privilege::Select,
+                Some(&ObjectRef::new(ObjectKind::Table, n)),
+            )
+        });
+        visible.feature_groups.retain(|n, _| {
+            state.allows(
+                user,
+                Privilege::Select,
+                Some(&ObjectRef::new(ObjectKind::FeatureGroup, n)),
+            )
+        });
+        for (name, versions) in visible.feature_sets.iter_mut() {
+            versions.retain(|v| {
+                state.allows(
+                    user,
+                    Privilege::Select,
+                    Some(&ObjectRef::set_version(name, v.version)),
+                ) || state.allows(
+                    user,
+                    Privilege::ReadOnline,
+                    Some(&ObjectRef::set_version(name, v.version)),
+                )
+            });
+        }
+        visible.feature_sets.retain(|_, v| !v.is_empty());
+        std::sync::Arc::new(visible)
+    }
+
+    /// Whether `principal` may see the relation or feature group `name` in metadata listings.
+    pub fn may_see(&self, principal: &Principal, name: &str) -> bool {
+        if self.is_admin(principal) {
+            return true;
+        }
+        let state = self.registry().state();
+        let reference = TableReference::bare(name);
+        match object_of(&state, &reference) {
+            Some(o) => state.allows(&principal.name, Privilege::Select, Some(&o)),
+            None => true,
+        }
+    }
+}
+
+/// The registry object a table reference names, if it names one in the user schema.
+fn object_of(state: &RegistryState, r: &TableReference) -> Option<ObjectRef> {
+    let in_user_schema = match r {
+        TableReference::Bare { .. } => true,
+        TableReference::Partial { schema, .. } => schema.as_ref() == USER_SCHEMA,
+        TableReference::Full {
+            catalog, schema, ..
+        } => catalog.as_ref() == CATALOG && schema.as_ref() == USER_SCHEMA,
+    };
+    if !in_user_schema {
+        return None;
+    }
+    let name = r.table();
+    if state.relations.contains_key(name) {
+        Some(ObjectRef::new(ObjectKind::Table, name))
+    } else if state.feature_groups.contains_key(name) {
+        Some(ObjectRef::new(ObjectKind::FeatureGroup, name))
+    } else {
+        None
+    }
+}
+
+/// `name` or `schema.name`: a relation rather than a query text.
+fn is_identifier(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty()
+        && s.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// Table-function calls in a statement, with their string-literal arguments.
+#[derive(Default)]
+struct Calls(Vec<(String, Vec<Option<String>>)>);
+
+impl Visitor for Calls {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        let (name, args): (&ObjectName, &[FunctionArg]) = match factor {
+            TableFactor::Table {
+                name,
+                args: Some(args),
+                ..
+            } => (name, &args.args),
+            TableFactor::Function { name, args, .. } => (name, args),
+            _ => return ControlFlow::Continue(()),
+        };
+        let name = name.to_string().to_ascii_lowercase();
+        let args = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(SqlExpr::Value(v))) => match &v.value {
+                    Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => Some(s.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect();
+        self.0.push((name, args));
+        ControlFlow::Continue(())
     }
 }

@@ -18,6 +18,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use object_store::ObjectStoreExt;
 use tracing::warn;
 
+use super::authorize::Reads;
 use super::relations::count_of;
 use super::{FStoreStatement, ParsedStatement};
 use crate::engine::Engine;
@@ -97,18 +98,28 @@ impl SqlSession<'_> {
         principal: &Principal,
     ) -> Result<StatementResult> {
         self.refresh().await?;
+        self.authorize(stmt, principal)?;
         match &stmt.statement {
             FStoreStatement::ShowFeatureGroups => self.rows(
-                crate::features::catalog::show_feature_groups(&self.registry().state())?,
+                crate::features::catalog::show_feature_groups(&self.visible_state(principal))?,
             ),
             FStoreStatement::ShowFeatureSets => self.rows(
-                crate::features::sets::show_feature_sets(&self.registry().state())?,
+                crate::features::sets::show_feature_sets(&self.visible_state(principal))?,
             ),
+            FStoreStatement::Access(a) => self.run_access(a, principal).await,
             FStoreStatement::CreateFeatureSet(c) => {
                 let state = self.registry().state();
                 let version =
                     crate::features::sets::resolve(c, &state, &self.state(), &principal.name)
                         .await?;
+                // A set exposes its groups' rows: its creator must be able to read them.
+                for g in version.groups.keys() {
+                    let group = crate::registry::ObjectRef::new(
+                        crate::registry::ObjectKind::FeatureGroup,
+                        g,
+                    );
+                    self.require(principal, crate::registry::Privilege::Select, Some(&group))?;
+                }
                 self.registry()
                     .commit(principal, stmt.sql(), Change::CreateFeatureSet(version))
                     .await?;
@@ -117,11 +128,14 @@ impl SqlSession<'_> {
             }
             FStoreStatement::ExportFeatureSet(e) => {
                 self.check_location(&e.path, crate::sandbox::Access::Write, principal)?;
+                if let Some((entities, _)) = &e.entities {
+                    self.check_source(entities, principal)?;
+                }
                 let summary = crate::features::export::export(self, e).await?;
                 self.rows(summary)
             }
             FStoreStatement::DescribeFeatureSet { reference } => {
-                let state = self.registry().state();
+                let state = self.visible_state(principal);
                 self.rows(crate::features::sets::describe_feature_set(
                     state.feature_set(reference)?,
                 )?)
@@ -265,20 +279,17 @@ impl SqlSession<'_> {
                 self.rows(crate::online::service::run_batch(&run)?)
             }
             FStoreStatement::DataFusion(df_stmt) => {
-                self.execute_datafusion(df_stmt, stmt.sql(), principal)
-                    .await
+                let reads = if self.is_admin(principal) {
+                    Reads::default()
+                } else {
+                    self.reads_of(df_stmt)?
+                };
+                // Before planning: table functions do work (and answer) while planned.
+                self.check_reads(&reads, principal)?;
+                let plan = self.plan_datafusion(df_stmt).await?;
+                self.execute_plan(plan, stmt.sql(), principal, &reads).await
             }
         }
-    }
-
-    pub(super) async fn execute_datafusion(
-        &self,
-        stmt: &DFStatement,
-        text: &str,
-        principal: &Principal,
-    ) -> Result<StatementResult> {
-        let plan = self.plan_datafusion(stmt).await?;
-        self.execute_plan(plan, text, principal).await
     }
 
     /// Plans a DataFusion statement without running it (placeholders stay unbound).
@@ -327,7 +338,9 @@ impl SqlSession<'_> {
         plan: LogicalPlan,
         text: &str,
         principal: &Principal,
+        reads: &Reads,
     ) -> Result<StatementResult> {
+        self.check_reads(reads, principal)?;
         self.check_plan(&plan, principal)?;
         match plan {
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(cmd)) => {
@@ -421,6 +434,13 @@ impl SqlSession<'_> {
         }
         let session = self.state();
         let group = crate::features::define(c, &session).await?;
+        // A group exposes its source's rows: its creator must be able to read them.
+        match &group.source {
+            crate::registry::FeatureSource::Relation { name } => {
+                self.check_source(name, principal)?
+            }
+            crate::registry::FeatureSource::Query { sql } => self.check_source(sql, principal)?,
+        }
         // The whole plan must build now, not at the first query.
         crate::features::plan(&group, &session).await?;
         let change = Change::CreateFeatureGroup {

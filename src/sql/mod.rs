@@ -5,6 +5,7 @@
 //! statement: DDL that defines things is committed to the registry, everything else is planned
 //! and executed by DataFusion unchanged.
 
+mod access;
 pub mod asof;
 mod authorize;
 mod duckdb_spelling;
@@ -19,6 +20,8 @@ mod relations;
 
 use datafusion::sql::parser::Statement as DFStatement;
 
+pub use access::AccessStatement;
+pub use authorize::Reads;
 pub use exec::{ResultKind, SqlSession, StatementResult};
 pub use parser::{FStoreParser, ParsedStatement};
 
@@ -61,6 +64,9 @@ pub enum FStoreStatement {
     AlterFeatureSet(Box<crate::online::statements::AlterFeatureSet>),
     /// `REFRESH ONLINE FEATURE SET name [AS OF '…']`
     RefreshOnline(Box<crate::online::statements::RefreshOnline>),
+    /// Users, roles and privileges: `CREATE USER`, `GRANT`, `SHOW GRANTS`, … (passwords
+    /// masked in its `Display`).
+    Access(Box<access::AccessStatement>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -106,6 +112,7 @@ impl std::fmt::Display for FStoreStatement {
             FStoreStatement::RefreshOnline(r) => {
                 write!(f, "REFRESH ONLINE FEATURE SET {}", r.name)
             }
+            FStoreStatement::Access(a) => write!(f, "{a}"),
         }
     }
 }

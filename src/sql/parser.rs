@@ -92,6 +92,7 @@ const STATEMENT_WORDS: &[&str] = &[
     "ROLE",
     "SCHEMA",
     "FUNCTION",
+    "GRANTS",
     "ONLINE",
     "DRIFT",
     "BASELINE",
@@ -126,9 +127,13 @@ impl<'a> FStoreParser<'a> {
             let name = self.statement_name();
             let statement = self.parse_statement().map_err(|e| in_statement(&name, e))?;
             let next = self.df.parser.peek_token_ref();
-            let text = lines.sql[lines.offset(start.span.start)..lines.offset(next.span.start)]
-                .trim()
-                .to_string();
+            let text = match &statement {
+                // Passwords never travel further than the parser (history, logs, audit).
+                FStoreStatement::Access(a) => a.to_string(),
+                _ => lines.sql[lines.offset(start.span.start)..lines.offset(next.span.start)]
+                    .trim()
+                    .to_string(),
+            };
             out.push(ParsedStatement {
                 statement,
                 text,
@@ -270,6 +275,9 @@ impl<'a> FStoreParser<'a> {
                 super::quality::parse_set_baseline(&mut w)?,
             )));
         }
+        if let Some(access) = self.parse_access()? {
+            return Ok(FStoreStatement::Access(Box::new(access)));
+        }
         if self.peek_words(&["SHOW", "FEATURE"]) {
             self.advance(2);
             if self.consume_word("GROUPS") {
@@ -283,6 +291,39 @@ impl<'a> FStoreParser<'a> {
         }
         let stmt = self.df.parse_statement()?;
         Ok(FStoreStatement::DataFusion(Box::new(stmt)))
+    }
+
+    /// Users, roles and privileges (see `sql::access`), or None for other statements.
+    fn parse_access(&mut self) -> Result<Option<super::access::AccessStatement>> {
+        use super::access as a;
+        use super::feature_group::Words;
+        let forms: [(&[&str], u8); 8] = [
+            (&["CREATE", "USER"], 0),
+            (&["ALTER", "USER"], 1),
+            (&["DROP", "USER"], 2),
+            (&["CREATE", "ROLE"], 3),
+            (&["DROP", "ROLE"], 4),
+            (&["GRANT"], 5),
+            (&["REVOKE"], 6),
+            (&["SHOW", "GRANTS"], 7),
+        ];
+        let Some((words, form)) = forms.iter().find(|(w, _)| self.peek_words(w)) else {
+            return Ok(None);
+        };
+        self.advance(words.len());
+        let mut w = Words {
+            parser: &mut self.df.parser,
+        };
+        Ok(Some(match form {
+            0 => a::parse_create_user(&mut w)?,
+            1 => a::parse_alter_user(&mut w)?,
+            2 => a::parse_drop(&mut w, false)?,
+            3 => a::parse_create_role(&mut w)?,
+            4 => a::parse_drop(&mut w, true)?,
+            5 => a::parse_grant(&mut w, false)?,
+            6 => a::parse_grant(&mut w, true)?,
+            _ => a::parse_show_grants(&mut w)?,
+        }))
     }
 
     /// The statement's name, from its leading words, for error messages.
