@@ -55,8 +55,10 @@ pub struct Authenticator {
     limiter: LoginLimiter,
 }
 
-/// Failed logins allowed per user, and per peer address, within [`LOGIN_WINDOW`].
-pub const MAX_FAILED_LOGINS: u32 = 5;
+/// Failed logins allowed per user within [`LOGIN_WINDOW`].
+pub const MAX_FAILED_LOGINS_PER_USER: u32 = 5;
+/// Failed logins allowed per peer address (for any users) within [`LOGIN_WINDOW`].
+pub const MAX_FAILED_LOGINS_PER_PEER: u32 = 20;
 /// The window failed logins are counted in (from the first failure).
 pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
@@ -87,10 +89,15 @@ impl LoginLimiter {
     fn check(&self, keys: &[String]) -> Result<(), Status> {
         use std::sync::atomic::Ordering;
         for k in keys {
+            let limit = if k.starts_with("peer:") {
+                MAX_FAILED_LOGINS_PER_PEER
+            } else {
+                MAX_FAILED_LOGINS_PER_USER
+            };
             if self
                 .failures
                 .get(k)
-                .is_some_and(|n| n.load(Ordering::Relaxed) >= MAX_FAILED_LOGINS)
+                .is_some_and(|n| n.load(Ordering::Relaxed) >= limit)
             {
                 let (what, who) = k.split_once(':').unwrap_or(("", k));
                 return Err(Status::resource_exhausted(format!(
@@ -148,6 +155,12 @@ impl tonic::service::Interceptor for AuthInterceptor {
                 Ok(request)
             }
             Err(status) => {
+                // A revoked token still names its user: closing a prepared statement (the
+                // client's clean-up after `ALTER USER me PASSWORD …`) needs no more than that.
+                if let Some(p) = self.auth.revoked_principal(request.metadata()) {
+                    request.extensions_mut().insert(RevokedToken(p));
+                    return Ok(request);
+                }
                 let code = Some(status.code());
                 self.metrics
                     .record(("authenticate", ""), Duration::ZERO, code);
@@ -157,8 +170,28 @@ impl tonic::service::Interceptor for AuthInterceptor {
     }
 }
 
+/// The user of a correctly signed, unexpired token that a new password or `DROP USER`
+/// revoked.
+#[derive(Debug, Clone)]
+pub struct RevokedToken(pub Principal);
+
+const REVOKED: &str =
+    "token revoked (the user's password changed or the user was dropped): log in again";
+
+/// The principal of a request that only releases what its user holds (closing a prepared
+/// statement): also the user of a revoked token.
+pub fn releasing_principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    match request.extensions().get::<RevokedToken>() {
+        Some(r) => Ok(r.0.clone()),
+        None => principal_of(request),
+    }
+}
+
 /// The principal [`AuthInterceptor`] authenticated, or `Unauthenticated`.
 pub fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    if request.extensions().get::<RevokedToken>().is_some() {
+        return Err(Status::unauthenticated(REVOKED));
+    }
     request.extensions().get::<Principal>().cloned().ok_or_else(|| {
         Status::unauthenticated(
             "missing authorization: log in with Handshake (HTTP Basic) and send 'authorization: Bearer <token>'",
@@ -325,6 +358,21 @@ impl Authenticator {
         ))
     }
 
+    /// The user of a Bearer token that is signed and unexpired but revoked.
+    fn revoked_principal(&self, metadata: &MetadataMap) -> Option<Principal> {
+        let header = metadata.get("authorization")?.to_str().ok()?;
+        let token = strip_scheme(header, "Bearer")?.trim();
+        match self.verify(token) {
+            Err(s) if s.message() == REVOKED => {
+                let payload = token.split('.').nth(1)?;
+                let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+                let name = payload.split('\n').next()?;
+                Some(Principal::new(name))
+            }
+            _ => None,
+        }
+    }
+
     fn verify(&self, token: &str) -> Result<Principal, Status> {
         let invalid = || Status::unauthenticated("invalid or expired token: log in again");
         let mut parts = token.split('.');
@@ -355,9 +403,7 @@ impl Authenticator {
             match state.users.get(name) {
                 Some(u) if u.credentials == credentials => {}
                 _ => {
-                    return Err(Status::unauthenticated(
-                        "token revoked (the user's password changed or the user was dropped): log in again",
-                    ));
+                    return Err(Status::unauthenticated(REVOKED));
                 }
             }
         }

@@ -27,6 +27,7 @@ use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
 
 use crate::engine::{Engine, SYSTEM_SCHEMA, USER_SCHEMA};
+use crate::principal::Principal;
 use crate::registry::RegistryState;
 
 /// The metadata commands of Flight SQL: each is described (its result schema, for
@@ -78,8 +79,12 @@ impl MetadataCommand {
         }
     }
 
-    /// The result, from the engine's live catalog (brought up to the registry first).
-    pub async fn answer(self, engine: &Engine) -> Result<RecordBatch> {
+    /// The result, from the engine's live catalog (brought up to the registry first). Tables
+    /// the principal may not read are not listed (nor their keys).
+    pub async fn answer(self, engine: &Engine, principal: &Principal) -> Result<RecordBatch> {
+        let session = crate::sql::SqlSession::new(engine);
+        let may_see =
+            |schema: &str, table: &str| schema != USER_SCHEMA || session.may_see(principal, table);
         let live = matches!(
             self,
             Self::Catalogs(_) | Self::Schemas(_) | Self::Tables(_) | Self::PrimaryKeys(_)
@@ -91,7 +96,12 @@ impl MetadataCommand {
         match self {
             Self::Catalogs(_) => catalogs(engine.ctx()),
             Self::Schemas(c) => db_schemas(engine.ctx(), c),
-            Self::Tables(c) => tables(engine.ctx(), c, &state).await,
+            Self::Tables(c) => tables(engine.ctx(), c, &state, &may_see).await,
+            Self::PrimaryKeys(c)
+                if !may_see(c.db_schema.as_deref().unwrap_or(USER_SCHEMA), &c.table) =>
+            {
+                primary_keys(None, None, "", &state)
+            }
             Self::PrimaryKeys(c) => primary_keys(
                 c.catalog.as_deref(),
                 c.db_schema.as_deref(),
@@ -158,6 +168,7 @@ pub async fn tables(
     ctx: &SessionContext,
     cmd: CommandGetTables,
     state: &RegistryState,
+    may_see: &(dyn Fn(&str, &str) -> bool + Sync),
 ) -> Result<RecordBatch> {
     let mut b = cmd.into_builder();
     for c in sorted(ctx.catalog_names()) {
@@ -169,6 +180,9 @@ pub async fn tables(
                 continue;
             };
             for t in sorted(schema.table_names()) {
+                if !may_see(&s, &t) {
+                    continue;
+                }
                 let Some(provider) = schema.table(&t).await? else {
                     continue;
                 };

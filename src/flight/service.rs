@@ -186,7 +186,17 @@ impl FStoreFlightSql {
     ) -> Result<FlightInfo, Status> {
         let schema = match affected {
             Some(_) => count_batch(0).schema(),
-            None => Arc::new(Schema::empty()),
+            None => {
+                // Nothing to fetch: no endpoint, so the client makes no further call (which
+                // matters when the command revoked the caller's own token: ALTER USER me
+                // PASSWORD …).
+                return Ok(FlightInfo::new()
+                    .try_with_schema(&Schema::empty())
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .with_descriptor(descriptor)
+                    .with_total_records(0)
+                    .with_total_bytes(0));
+            }
         };
         let ticket = TicketStatementQuery {
             statement_handle: StatementTicket::Done { affected }.encode(),

@@ -24,11 +24,12 @@ use futures::{Stream, StreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::auth::{HandshakeStream, principal_of};
+use super::auth::{HandshakeStream, principal_of, releasing_principal_of};
 use super::metadata::MetadataCommand;
 use super::service::{FStoreFlightSql, Messages};
 use super::status::into_status;
 use super::streams::{DataStream, batch_stream};
+use crate::principal::Principal;
 
 /// A Flight SQL command, decoded from the `Any` of a descriptor, ticket or first `DoPut`
 /// message.
@@ -111,6 +112,18 @@ pub enum FlightAction {
 }
 
 impl FlightAction {
+    /// The caller of an action: closing a prepared statement also takes a revoked token
+    /// (see `auth`), every other action an authenticated principal.
+    fn caller(
+        action: &Result<Self, Status>,
+        request: &Request<Action>,
+    ) -> Result<Principal, Status> {
+        match action {
+            Ok(Self::ClosePrepared(_)) => releasing_principal_of(request),
+            _ => principal_of(request),
+        }
+    }
+
     pub fn decode(action: &Action) -> Result<Self, Status> {
         let body = &action.body;
         match action.r#type.as_str() {
@@ -238,9 +251,11 @@ impl FlightService for Transport {
             let stream = match command? {
                 FlightCommand::Ticket(t) => svc.statement_stream(t, &principal, ticket).await?,
                 FlightCommand::Prepared(p) => svc.prepared_stream(p, &principal, ticket).await?,
-                FlightCommand::Metadata(m) => {
-                    batch_stream(m.answer(&svc.engine).await.map_err(into_status)?)
-                }
+                FlightCommand::Metadata(m) => batch_stream(
+                    m.answer(&svc.engine, &principal)
+                        .await
+                        .map_err(into_status)?,
+                ),
                 other => return Err(other.wrong_rpc("DoGet")),
             };
             Ok(Response::new(stream))
@@ -282,7 +297,7 @@ impl FlightService for Transport {
         let action = FlightAction::decode(request.get_ref());
         let name = FlightAction::name(&request.get_ref().r#type);
         svc.observe(("do_action", name), async {
-            let principal = principal_of(&request)?;
+            let principal = FlightAction::caller(&action, &request)?;
             let reply = match action? {
                 FlightAction::CreatePrepared(r) => {
                     let created = svc.create_prepared(r, &principal).await?;

@@ -192,7 +192,8 @@ impl RegistryState {
     pub(super) fn check_access(&self, change: &Change) -> Result<(), FStoreError> {
         match change {
             Change::CreateUser(u) => {
-                if self.roles.contains_key(&u.name) || u.name == ADMIN_ROLE || u.name == PUBLIC {
+                // The bootstrap login is called `admin`, like the built-in role (and is in it).
+                if self.roles.contains_key(&u.name) || u.name == PUBLIC {
                     Err(FStoreError::already_exists(format!(
                         "'{}' is already a role (users and roles share one namespace)",
                         u.name

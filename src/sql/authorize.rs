@@ -348,6 +348,10 @@ impl SqlSession<'_> {
                 "SQL PREPARE/EXECUTE/DEALLOCATE name statements every session shares (use your client's prepared statements)",
             ),
             LogicalPlan::Ddl(DdlStatement::CreateExternalTable(c)) => {
+                // The sandbox first: naming a server path is the graver mistake.
+                for location in &c.locations {
+                    self.check_location(location, Access::Read, principal)?;
+                }
                 create_or_replace(c.name.table())
             }
             LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) => {

@@ -93,6 +93,7 @@ def test_the_server_files_are_out_of_reach(sandboxed):
     assert sorted(os.listdir(wh / "_registry" / "log")) == log_before
     assert run(admin, "SELECT x FROM t") == [(1,)]
     run(admin, f"CREATE EXTERNAL TABLE okcsv STORED AS CSV LOCATION '{data}/ok.csv'")
+    run(admin, "GRANT SELECT ON TABLE okcsv TO ds")
     assert run(ds, "SELECT a, b FROM okcsv") == [(1, 2)]
     for name in ["shadow", "reg", "key", "conf", "up", "esc", "url", "sym"]:
         with pytest.raises(Exception, match="NotFound"):
