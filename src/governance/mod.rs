@@ -7,6 +7,8 @@
 //! - `fstore.roles`: every role and its members (the built-in `admin` role included);
 //! - `fstore.grants`: every granted privilege, and every object's owner (privilege `OWNER`).
 
+pub mod lineage;
+
 use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -30,6 +32,12 @@ impl EngineExtension for GovernanceExtension {
         setup.system.register(Arc::new(UsersTable));
         setup.system.register(Arc::new(RolesTable));
         setup.system.register(Arc::new(GrantsTable));
+        setup.ctx.register_udtf(
+            "lineage",
+            Arc::new(lineage::LineageFunction {
+                registry: Arc::clone(setup.registry),
+            }),
+        );
         Ok(())
     }
 }

@@ -61,3 +61,21 @@ pub fn parse_set_ref(s: &str) -> (&str, Option<u64>) {
         None => (s, None),
     }
 }
+
+/// A finished `EXPORT FEATURE SET` (lineage: a set version's data written to a location).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportRecord {
+    pub set: String,
+    pub version: u64,
+    /// The location as written in the statement.
+    pub path: String,
+    /// The files written.
+    pub files: Vec<String>,
+    pub rows: u64,
+    /// Commit time (µs), assigned when the record is applied.
+    #[serde(default)]
+    pub at: i64,
+}
+
+/// The latest exports kept in the registry state (the log keeps every one).
+pub const EXPORTS_KEPT: usize = 1000;

@@ -28,6 +28,7 @@ pub mod feature_set;
 pub mod model;
 pub mod online;
 pub mod quality;
+pub mod relation;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub use feature_set::*;
 pub use model::*;
 pub use online::*;
 pub use quality::*;
+pub use relation::*;
 
 use crate::error::{ErrorKind, FStoreError};
 use crate::principal::Principal;

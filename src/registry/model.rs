@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{Grant, Role};
 use super::feature_group::{FeatureGroup, Transformation};
-use super::feature_set::{FeatureSetVersion, parse_set_ref};
+use super::feature_set::{EXPORTS_KEPT, ExportRecord, FeatureSetVersion, parse_set_ref};
 use super::online::{MaterializationRun, OnlineConfig, RUNS_KEPT};
 use super::quality::{DriftBaseline, FeatureExpectations};
+use super::relation::{DataFile, ExternalTable, ManagedTable, Relation, RelationKind, View};
 use crate::error::FStoreError;
 
 /// One committed change: the unit of the append-only log.
@@ -94,6 +95,8 @@ pub enum Change {
     SetOffline { set: String },
     /// A materialization run finished (successfully or not).
     Materialized(MaterializationRun),
+    /// `EXPORT FEATURE SET` wrote a set version's data.
+    Exported(ExportRecord),
     /// `ALTER USER name PASSWORD '…'`: a new hash; the user's earlier tokens stop working.
     AlterUserPassword { name: String, password_hash: String },
     /// `DROP USER name`: the user, their grants and their tokens go.
@@ -126,83 +129,6 @@ pub struct User {
     /// password): tokens carry it, and a token issued before it no longer authenticates.
     #[serde(default)]
     pub credentials: u64,
-}
-
-/// Kinds of named relations a query can read.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RelationKind {
-    Table,
-    View,
-}
-
-impl RelationKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            RelationKind::Table => "table",
-            RelationKind::View => "view",
-        }
-    }
-}
-
-/// A table over files FStore does not own.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ExternalTable {
-    pub name: String,
-    /// The `CREATE EXTERNAL TABLE` statement as written (format options, partitioning, …).
-    pub sql: String,
-    /// Resolved locations (absolute URLs, with the glob DataFusion chose for directories).
-    pub locations: Vec<String>,
-    /// The schema inferred or declared at creation, so a restart needs no inference.
-    pub schema: Schema,
-    pub replace: bool,
-}
-
-/// A table whose data lives in the warehouse, as a list of committed Parquet files.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ManagedTable {
-    pub name: String,
-    pub schema: Schema,
-    /// Directory of the table's files, relative to the warehouse root.
-    pub dir: String,
-    pub files: Vec<DataFile>,
-    pub replace: bool,
-}
-
-/// One Parquet file of a managed table.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DataFile {
-    /// Path relative to the warehouse root.
-    pub path: String,
-    pub size: u64,
-    pub rows: u64,
-}
-
-/// A view: its defining query, re-planned at start-up and whenever what it reads changes.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct View {
-    pub name: String,
-    /// The `CREATE VIEW` statement.
-    pub sql: String,
-    pub replace: bool,
-}
-
-/// A named relation in the current state.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Relation {
-    External(ExternalTable),
-    Managed(ManagedTable),
-    View(View),
-}
-
-impl Relation {
-    pub fn kind(&self) -> RelationKind {
-        match self {
-            Relation::External(_) | Relation::Managed(_) => RelationKind::Table,
-            Relation::View(_) => RelationKind::View,
-        }
-    }
 }
 
 /// A relation and the sequence number of the last change to it (its version).
@@ -261,6 +187,9 @@ pub struct RegistryState {
     /// [`ObjectRef::owner_key`].
     #[serde(default)]
     pub owners: BTreeMap<String, String>,
+    /// The latest exports, oldest first (at most [`EXPORTS_KEPT`]).
+    #[serde(default)]
+    pub exports: Vec<ExportRecord>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -382,6 +311,9 @@ impl RegistryState {
             }
             // A run is a fact: it is recorded even if the set went offline meanwhile.
             Change::Materialized(_) => Ok(()),
+            Change::Exported(e) => self
+                .feature_set(&format!("{}@{}", e.set, e.version))
+                .map(|_| ()),
             Change::CreateExternalTable(t) => {
                 self.check_create(&t.name, t.replace, RelationKind::Table)
             }
@@ -652,6 +584,16 @@ impl RegistryState {
                     "feature_set",
                     format!("{}@{}", run.set, run.version),
                 )
+            }
+            Change::Exported(e) => {
+                let mut e = e.clone();
+                e.at = rec.committed_at;
+                let name = format!("{}@{} TO {}", e.set, e.version, e.path);
+                self.exports.push(e);
+                if self.exports.len() > EXPORTS_KEPT {
+                    self.exports.drain(..self.exports.len() - EXPORTS_KEPT);
+                }
+                ("EXPORT", "feature_set", name)
             }
             Change::SetDriftBaseline(b) => {
                 let key = format!("{}@{}", b.set, b.version);

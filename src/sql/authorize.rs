@@ -235,6 +235,17 @@ impl SqlSession<'_> {
                 sources.push(arg(1));
             }
             "online_features" => set(reads, Privilege::ReadOnline, arg(0)),
+            // Lineage shows what feeds an object: reading it needs SELECT on the object.
+            "lineage" => match arg(0) {
+                Some(o) if state.relations.contains_key(&o) => {
+                    reads.add(Privilege::Select, ObjectRef::new(ObjectKind::Table, o))
+                }
+                Some(o) if state.feature_groups.contains_key(&o) => reads.add(
+                    Privilege::Select,
+                    ObjectRef::new(ObjectKind::FeatureGroup, o),
+                ),
+                o => set(reads, Privilege::Select, o),
+            },
             "temporal_split" | "select_features" | "feature_correlation" | "window_features" => {
                 sources.push(arg(0))
             }

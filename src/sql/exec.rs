@@ -132,6 +132,25 @@ impl SqlSession<'_> {
                     self.check_source(entities, principal)?;
                 }
                 let summary = crate::features::export::export(self, e).await?;
+                // Recorded for lineage once the files are written.
+                let set = self.registry().state().feature_set(&e.reference)?.clone();
+                let files = summary
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::StringArray>()
+                    .map(|a| a.iter().flatten().map(String::from).collect())
+                    .unwrap_or_default();
+                let record = crate::registry::ExportRecord {
+                    set: set.name.clone(),
+                    version: set.version,
+                    path: e.path.clone(),
+                    files,
+                    rows: count_of(&[summary.project(&[1])?]),
+                    at: 0,
+                };
+                self.registry()
+                    .commit(principal, stmt.sql(), Change::Exported(record))
+                    .await?;
                 self.rows(summary)
             }
             FStoreStatement::DescribeFeatureSet { reference } => {
