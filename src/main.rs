@@ -101,6 +101,12 @@ enum Command {
         #[arg(long, default_value_t = fstore::sample::DEFAULT_SEED)]
         seed: u64,
     },
+    /// Write a browsable Markdown catalog of feature groups and sets (features, owners, versions, expectations, drift baselines, online status, lineage)
+    Catalog {
+        /// Directory to write README.md, groups/ and sets/ into (created if missing)
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(level: &str) {
@@ -197,6 +203,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Demo { rows, seed } => cli::demo(&engine, rows, seed, &mut stdout)
             .await
             .map_err(err),
+        Command::Catalog { out } => {
+            let state = engine.registry().state();
+            let summary = cli::catalog::write_catalog(&state, &out)?;
+            writeln!(stdout, "catalog written to {}: {summary}", out.display())
+                .map_err(|e| format!("cannot write to stdout: {e}"))
+        }
         Command::Serve { demo, .. } => {
             drop(stdout);
             if demo

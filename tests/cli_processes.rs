@@ -495,3 +495,158 @@ fn a_failing_statement_prints_nothing_of_its_result() {
         }
     }
 }
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn read_tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn catalog_writes_a_markdown_page_per_group_and_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    sql_ok(
+        &wh,
+        "CREATE TABLE tx AS SELECT customer_id, CAST(ts AS TIMESTAMP) AS ts, amount \
+         FROM (VALUES ('a', '2024-01-01T00:00:00', 10.0), ('b', '2024-01-05T00:00:00', 5.0)) \
+         AS v(customer_id, ts, amount)",
+    );
+    sql_ok(
+        &wh,
+        "CREATE FEATURE GROUP cb ENTITY (customer_id) TIMESTAMP ts FROM tx \
+         FEATURES (amount, amount_sum_30d = sum(amount) WINDOW '30 days') \
+         DESCRIPTION 'Customer spending'",
+    );
+    sql_ok(
+        &wh,
+        "COMMENT ON FEATURE cb.amount IS 'Amount of the transaction, in EUR'",
+    );
+    sql_ok(
+        &wh,
+        "CREATE EXPECTATION ON FEATURE cb.amount (min_value = 0)",
+    );
+    sql_ok(
+        &wh,
+        "CREATE FEATURE SET fs FEATURES (cb.amount, cb.amount_sum_30d) \
+         WITH (purpose = 'fraud') DESCRIPTION 'First cut'",
+    );
+
+    let out_dir = dir.path().join("catalog");
+    let run = || {
+        fstore()
+            .arg("--warehouse")
+            .arg(&wh)
+            .arg("catalog")
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "catalog written to {}: 1 feature groups, 1 feature sets, 1 undocumented features\n",
+            out_dir.display()
+        )
+    );
+    let files = read_tree(&out_dir);
+    assert_eq!(
+        files.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["README.md", "groups/cb.md", "sets/fs.md"]
+    );
+    let text = |p: &str| String::from_utf8(files[p].clone()).unwrap();
+
+    let readme = text("README.md");
+    let undocumented = readme
+        .split("## Undocumented features")
+        .nth(1)
+        .expect("section");
+    assert!(undocumented.contains("`cb.amount_sum_30d`"), "{readme}");
+    assert!(!undocumented.contains("`cb.amount`"), "{readme}");
+    assert!(readme.contains("[`cb`](groups/cb.md)") && readme.contains("[`fs`](sets/fs.md)"));
+
+    let group = text("groups/cb.md");
+    assert!(
+        group.contains("Amount of the transaction, in EUR"),
+        "{group}"
+    );
+    assert!(group.contains("`sum(amount) WINDOW '30 days'`"), "{group}");
+    assert!(
+        group.contains("| `amount` | `min_value` | `>= 0` |"),
+        "{group}"
+    );
+    let mermaid = group.split("```mermaid\n").nth(1).expect("a mermaid block");
+    let mermaid = mermaid.split("```").next().unwrap();
+    assert!(mermaid.starts_with("flowchart LR\n"), "{mermaid}");
+    assert!(mermaid.contains("table_tx[\"table: tx\"]"), "{mermaid}");
+    assert!(
+        mermaid.contains("table_tx -->|source| feature_group_cb_"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("-->|pins| feature_set_fs_1"), "{mermaid}");
+
+    let set = text("sets/fs.md");
+    assert!(
+        set.contains("### Version 1") && set.contains("| description | First cut |"),
+        "{set}"
+    );
+    assert!(set.contains("| `purpose` | fraud |"), "{set}");
+    assert!(
+        set.contains("Offline: the set is not served online."),
+        "{set}"
+    );
+    assert!(set.contains("```mermaid\nflowchart LR\n"), "{set}");
+
+    // A second run on the same registry writes the same bytes, and leaves other files be.
+    std::fs::write(out_dir.join("notes.txt"), "ours").unwrap();
+    let again = run();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let mut second = read_tree(&out_dir);
+    assert_eq!(second.remove("notes.txt").as_deref(), Some(&b"ours"[..]));
+    assert_eq!(second, files);
+
+    // An output path that is a file: one error line, non-zero exit.
+    let not_dir = dir.path().join("file.txt");
+    std::fs::write(&not_dir, "x").unwrap();
+    let bad = fstore()
+        .arg("--warehouse")
+        .arg(&wh)
+        .args(["catalog", "--out"])
+        .arg(&not_dir)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.starts_with("error: cannot create directory"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -1,6 +1,7 @@
 //! The command-line front: output formats, the interactive shell, and the commands that
 //! `main.rs` dispatches to. Every command reports an error as one line and a non-zero exit.
 
+pub mod catalog;
 pub mod output;
 pub mod repl;
 
