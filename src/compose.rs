@@ -21,7 +21,7 @@ pub fn extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(crate::selection::SelectionExtension),
         Box::new(crate::quality::QualityExtension),
         Box::new(crate::online::OnlineExtension),
-        Box::new(crate::governance::GovernanceExtension),
+        Box::new(crate::governance::GovernanceExtension::default()),
     ]
 }
 

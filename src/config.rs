@@ -36,6 +36,10 @@ pub struct Config {
     pub max_expression_depth: usize,
     /// Where statements may read and write (`[security]`).
     pub security: SecurityConfig,
+    /// Where lineage events go (`[lineage]`).
+    pub lineage: LineageConfig,
+    /// The audit log (`[audit]`).
+    pub audit: AuditConfig,
     /// The file this configuration was read from (never readable through SQL).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -51,6 +55,40 @@ pub struct SecurityConfig {
     pub allowed_locations: Vec<String>,
 }
 
+/// `[lineage]`: OpenLineage run events for exports and materializations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LineageConfig {
+    /// The endpoint events are POSTed to (e.g. Marquez's `http://host:5000/api/v1/lineage`);
+    /// none: no events are sent.
+    pub openlineage_url: Option<String>,
+    /// The OpenLineage namespace of FStore's jobs and datasets.
+    pub namespace: String,
+}
+
+impl Default for LineageConfig {
+    fn default() -> Self {
+        Self {
+            openlineage_url: None,
+            namespace: "fstore".to_string(),
+        }
+    }
+}
+
+/// `[audit]`: how long `fstore.audit` keeps its records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Records older than this many days are deleted (whole daily files); 0 keeps everything.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self { retention_days: 90 }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -62,6 +100,8 @@ impl Default for Config {
             online_store: None,
             max_expression_depth: DEFAULT_MAX_EXPRESSION_DEPTH,
             security: SecurityConfig::default(),
+            lineage: LineageConfig::default(),
+            audit: AuditConfig::default(),
             source: None,
         }
     }

@@ -15,6 +15,8 @@ pub struct Principal {
     /// user of the embedded CLI (who owns the files anyway), the scheduler, and everyone on a
     /// server started with `--no-auth`. Others are administrators when the registry says so.
     pub trusted: bool,
+    /// The network address the request came from (for the audit log), when there is one.
+    pub peer: Option<String>,
 }
 
 impl Principal {
@@ -23,6 +25,7 @@ impl Principal {
         Self {
             name: name.into(),
             trusted: false,
+            peer: None,
         }
     }
 
@@ -31,7 +34,14 @@ impl Principal {
         Self {
             name: name.into(),
             trusted: true,
+            peer: None,
         }
+    }
+
+    /// The same principal, calling from `peer`.
+    pub fn with_peer(mut self, peer: Option<String>) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// The principal of the embedded CLI: the operating-system user running it.

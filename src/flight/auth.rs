@@ -151,6 +151,7 @@ impl tonic::service::Interceptor for AuthInterceptor {
         let peer = request.remote_addr();
         match self.auth.authenticate(request.metadata(), peer) {
             Ok(principal) => {
+                let principal = principal.with_peer(peer.map(|p| p.to_string()));
                 request.extensions_mut().insert(principal);
                 Ok(request)
             }
@@ -411,6 +412,7 @@ impl Authenticator {
         Ok(Principal {
             name: name.to_string(),
             trusted: self.no_auth,
+            peer: None,
         })
     }
 

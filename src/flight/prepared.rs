@@ -61,10 +61,9 @@ impl FStoreFlightSql {
         let handle = PreparedHandle::decode(handle)?;
         let prepared = self.prepared(&handle.sql, principal).await?;
         if let Some(fast) = &prepared.online {
-            self.sql()
-                .check_lookup(fast, principal)
-                .map_err(into_status)?;
-            let batch = self.run_prepared_online(&prepared, fast, &handle).await?;
+            let batch = self
+                .run_prepared_online(&prepared, fast, &handle, principal)
+                .await?;
             return Ok(Executed::LookedUp(batch));
         }
         let mut results = self.run_prepared(&prepared, &handle, principal).await?;
@@ -105,7 +104,7 @@ impl FStoreFlightSql {
             && p.seq == seq
         {
             self.sql()
-                .check_reads(&p.reads, principal)
+                .check_prepare(sql, &p.reads, principal)
                 .map_err(into_status)?;
             return Ok(p);
         }
@@ -119,7 +118,7 @@ impl FStoreFlightSql {
             FStoreStatement::DataFusion(stmt) => {
                 let reads = self.sql().reads_of(stmt).map_err(into_status)?;
                 self.sql()
-                    .check_reads(&reads, principal)
+                    .check_prepare(sql, &reads, principal)
                     .map_err(into_status)?;
                 let plan = self
                     .sql()
@@ -160,14 +159,17 @@ impl FStoreFlightSql {
         Ok(prepared)
     }
     /// Runs an online lookup statement (see [`DirectLookup`]) with the given parameter
-    /// values; the result has the statement's `schema`.
+    /// values; the result has the statement's `schema`. The executor checks and audits it.
     async fn run_online(
         &self,
+        text: &str,
         schema: &SchemaRef,
         fast: &DirectLookup,
         params: &[ScalarValue],
+        principal: &Principal,
     ) -> Result<RecordBatch, Status> {
-        lookup::run(&self.engine, fast, params, schema)
+        self.sql()
+            .lookup(text, fast, params, schema, principal)
             .await
             .map_err(into_status)
     }
@@ -179,6 +181,7 @@ impl FStoreFlightSql {
         prepared: &Prepared,
         fast: &DirectLookup,
         handle: &PreparedHandle,
+        principal: &Principal,
     ) -> Result<RecordBatch, Status> {
         let params = match handle.params()? {
             Some(batch) if batch.num_rows() == 1 => {
@@ -191,7 +194,8 @@ impl FStoreFlightSql {
             }
             _ => vec![],
         };
-        self.run_online(&prepared.dataset_schema, fast, &params)
+        let text = prepared.statement.sql();
+        self.run_online(text, &prepared.dataset_schema, fast, &params, principal)
             .await
     }
 
@@ -246,10 +250,9 @@ impl FStoreFlightSql {
         let Some((fast, schema)) = &planned.lookup else {
             return Ok(None);
         };
-        self.sql()
-            .check_lookup(fast, principal)
-            .map_err(into_status)?;
-        self.run_online(schema, fast, &values).await.map(Some)
+        self.run_online(sql, schema, fast, &values, principal)
+            .await
+            .map(Some)
     }
 
     /// Runs a prepared statement once per bound parameter row (once when unbound).

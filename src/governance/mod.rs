@@ -7,7 +7,9 @@
 //! - `fstore.roles`: every role and its members (the built-in `admin` role included);
 //! - `fstore.grants`: every granted privilege, and every object's owner (privilege `OWNER`).
 
+pub mod audit;
 pub mod lineage;
+pub mod openlineage;
 
 use std::sync::Arc;
 
@@ -20,8 +22,11 @@ use crate::engine::{EngineExtension, Setup};
 use crate::providers::system::SystemTable;
 use crate::registry::{ADMIN_ROLE, RegistryState};
 
-/// Registers the governance system tables.
-pub struct GovernanceExtension;
+/// Registers the governance system tables and `lineage`, and sends OpenLineage events.
+#[derive(Default)]
+pub struct GovernanceExtension {
+    emitter: std::sync::OnceLock<Option<openlineage::Emitter>>,
+}
 
 #[async_trait]
 impl EngineExtension for GovernanceExtension {
@@ -29,6 +34,19 @@ impl EngineExtension for GovernanceExtension {
         "governance"
     }
     async fn register(&self, setup: &mut Setup<'_>) -> Result<()> {
+        let seq = setup.registry.state().seq;
+        let _ = self
+            .emitter
+            .set(openlineage::Emitter::new(&setup.config.lineage, seq));
+        let audit = Arc::new(audit::AuditLog::new(
+            setup.warehouse.clone(),
+            setup.config.audit.retention_days,
+        ));
+        audit.start();
+        setup
+            .system
+            .register_provider("audit", audit::table(setup.warehouse)?);
+        setup.provide(audit);
         setup.system.register(Arc::new(UsersTable));
         setup.system.register(Arc::new(RolesTable));
         setup.system.register(Arc::new(GrantsTable));
@@ -38,6 +56,12 @@ impl EngineExtension for GovernanceExtension {
                 registry: Arc::clone(setup.registry),
             }),
         );
+        Ok(())
+    }
+    async fn sync(&self, _engine: &crate::engine::Engine, state: &RegistryState) -> Result<()> {
+        if let Some(Some(e)) = self.emitter.get() {
+            e.sync(state);
+        }
         Ok(())
     }
 }

@@ -229,8 +229,14 @@ impl OnlineService {
             .registry()
             .commit(principal, &statement, Change::Materialized(run.clone()))
             .await;
-        if let Err(e) = &recorded {
-            tracing::warn!(set, error = %e, "could not record a materialization run");
+        match &recorded {
+            // Extensions see the run now (lineage events), not at the next statement.
+            Ok(_) => {
+                if let Err(e) = engine.sync().await {
+                    tracing::warn!(set, error = %e, "could not sync after a materialization run");
+                }
+            }
+            Err(e) => tracing::warn!(set, error = %e, "could not record a materialization run"),
         }
         match result {
             Ok(rows) => {

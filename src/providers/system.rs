@@ -34,6 +34,8 @@ pub trait SystemTable: Debug + Send + Sync {
 pub struct SystemSchema {
     registry: Arc<Registry>,
     tables: RwLock<BTreeMap<&'static str, Arc<dyn SystemTable>>>,
+    /// System tables that read storage at scan time (e.g. `fstore.audit`).
+    providers: RwLock<BTreeMap<&'static str, Arc<dyn TableProvider>>>,
 }
 
 impl SystemSchema {
@@ -42,9 +44,18 @@ impl SystemSchema {
         let schema = Self {
             registry,
             tables: RwLock::new(BTreeMap::new()),
+            providers: RwLock::new(BTreeMap::new()),
         };
         schema.register(Arc::new(History));
         schema
+    }
+
+    /// Registers a system table that is a table provider of its own.
+    pub fn register_provider(&self, name: &'static str, provider: Arc<dyn TableProvider>) {
+        self.providers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, provider);
     }
 
     pub fn register(&self, table: Arc<dyn SystemTable>) {
@@ -59,10 +70,25 @@ impl SystemSchema {
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        tables.keys().map(|k| k.to_string()).collect()
+        let providers = self.providers.read().unwrap_or_else(|p| p.into_inner());
+        let mut names: Vec<String> = tables
+            .keys()
+            .chain(providers.keys())
+            .map(|k| k.to_string())
+            .collect();
+        names.sort();
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if let Some(p) = self
+            .providers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(Some(Arc::clone(p)));
+        }
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         Ok(tables.get(name).map(|t| {
             Arc::new(SystemTableProvider {
@@ -74,7 +100,8 @@ impl SchemaProvider for SystemSchema {
 
     fn table_exist(&self, name: &str) -> bool {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
-        tables.contains_key(name)
+        let providers = self.providers.read().unwrap_or_else(|p| p.into_inner());
+        tables.contains_key(name) || providers.contains_key(name)
     }
 }
 

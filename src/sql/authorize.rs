@@ -49,6 +49,17 @@ const MAX_SOURCE_DEPTH: usize = 4;
 pub struct Reads(pub Vec<(Privilege, ObjectRef)>);
 
 impl Reads {
+    /// The objects read, as `kind:name[@version]` (for the audit log).
+    pub fn names(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(_, o)| match o.version {
+                Some(v) => format!("{}:{}@{v}", o.kind.as_str(), o.name),
+                None => format!("{}:{}", o.kind.as_str(), o.name),
+            })
+            .collect()
+    }
+
     fn add(&mut self, privilege: Privilege, object: ObjectRef) {
         if !self.0.iter().any(|(p, o)| *p == privilege && *o == object) {
             self.0.push((privilege, object));
@@ -172,6 +183,13 @@ impl SqlSession<'_> {
             let function = matches!(&r, TableReference::Bare { table } if functions.contains_key(table.as_ref()));
             if !function && let Some(o) = object_of(state, &r) {
                 reads.add(Privilege::Select, o);
+            }
+            // The audit log is for administrators (it holds everyone's statements).
+            if is_audit(&r) {
+                reads.add(
+                    Privilege::Select,
+                    ObjectRef::new(ObjectKind::Table, "fstore.audit"),
+                );
             }
         }
         let mut calls = Calls::default();
@@ -546,6 +564,20 @@ fn object_of(state: &RegistryState, r: &TableReference) -> Option<ObjectRef> {
     } else {
         None
     }
+}
+
+/// Whether a reference names `fstore.audit`.
+fn is_audit(r: &TableReference) -> bool {
+    r.table() == "audit"
+        && match r {
+            TableReference::Bare { .. } => false,
+            TableReference::Partial { schema, .. } => {
+                schema.as_ref() == crate::engine::SYSTEM_SCHEMA
+            }
+            TableReference::Full {
+                catalog, schema, ..
+            } => catalog.as_ref() == CATALOG && schema.as_ref() == crate::engine::SYSTEM_SCHEMA,
+        }
 }
 
 /// `name` or `schema.name`: a relation rather than a query text.

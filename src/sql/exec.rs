@@ -91,11 +91,32 @@ impl SqlSession<'_> {
         Ok(out)
     }
 
-    /// Runs one statement.
+    /// Runs one statement (and records it in the audit log).
     pub async fn execute(
         &self,
         stmt: &ParsedStatement,
         principal: &Principal,
+    ) -> Result<StatementResult> {
+        let audit = self.audit_start();
+        let reads = match &stmt.statement {
+            FStoreStatement::DataFusion(s) => self.reads_of(s),
+            _ => Ok(Reads::default()),
+        };
+        let result = match &reads {
+            Ok(reads) => self.execute_unaudited(stmt, principal, reads).await,
+            Err(e) => Err(FStoreError::new(ErrorKind::of(e), crate::error::user_message(e)).into()),
+        };
+        let mut objects = reads.map(|r| r.names()).unwrap_or_default();
+        objects.extend(super::audit::target_of(&stmt.statement));
+        self.audit_end(audit, principal, stmt.sql(), objects, &result);
+        result
+    }
+
+    async fn execute_unaudited(
+        &self,
+        stmt: &ParsedStatement,
+        principal: &Principal,
+        reads: &Reads,
     ) -> Result<StatementResult> {
         self.refresh().await?;
         self.authorize(stmt, principal)?;
@@ -151,6 +172,7 @@ impl SqlSession<'_> {
                 self.registry()
                     .commit(principal, stmt.sql(), Change::Exported(record))
                     .await?;
+                self.sync().await?;
                 self.rows(summary)
             }
             FStoreStatement::DescribeFeatureSet { reference } => {
@@ -298,15 +320,10 @@ impl SqlSession<'_> {
                 self.rows(crate::online::service::run_batch(&run)?)
             }
             FStoreStatement::DataFusion(df_stmt) => {
-                let reads = if self.is_admin(principal) {
-                    Reads::default()
-                } else {
-                    self.reads_of(df_stmt)?
-                };
                 // Before planning: table functions do work (and answer) while planned.
-                self.check_reads(&reads, principal)?;
+                self.check_reads(reads, principal)?;
                 let plan = self.plan_datafusion(df_stmt).await?;
-                self.execute_plan(plan, stmt.sql(), principal, &reads).await
+                self.run_plan(plan, stmt.sql(), principal, reads).await
             }
         }
     }
@@ -353,6 +370,19 @@ impl SqlSession<'_> {
     /// commands take effect now, queries are returned unexecuted. `text` is the statement's
     /// SQL, recorded in the registry history by commands.
     pub async fn execute_plan(
+        &self,
+        plan: LogicalPlan,
+        text: &str,
+        principal: &Principal,
+        reads: &Reads,
+    ) -> Result<StatementResult> {
+        let audit = self.audit_start();
+        let result = self.run_plan(plan, text, principal, reads).await;
+        self.audit_end(audit, principal, text, reads.names(), &result);
+        result
+    }
+
+    async fn run_plan(
         &self,
         plan: LogicalPlan,
         text: &str,

@@ -7,6 +7,7 @@
 
 mod access;
 pub mod asof;
+mod audit;
 mod authorize;
 mod duckdb_spelling;
 pub mod exec;

@@ -145,6 +145,17 @@ def test_three_users_every_path(governed, tmp_path):
     assert ("SELECT", "feature set", "fraud", 1, "direct") in grants, grants
     denied(ds, "SHOW GRANTS FOR svc", "ADMIN")
     assert ("ds", "SELECT", "feature set", "fraud", 1) in run(admin, "SELECT * FROM fstore.grants")
+
+    # The audit log holds every statement of every path, allowed or denied, with the peer.
+    from conftest import wait_until
+    denied(ds, "SELECT * FROM fstore.audit", "fstore.audit")
+    audit = "SELECT kind, outcome, peer, statement FROM fstore.audit WHERE principal = 'svc'"
+    assert wait_until(lambda: any(r[1] == "denied" and r[3] == literal for r in run(admin, audit)), timeout=10)
+    rows = run(admin, audit)
+    assert all(r[2].startswith("127.0.0.1:") for r in rows), rows
+    assert ("lookup", "ok", literal) in {(r[0], r[1], r[3]) for r in rows}, rows
+    assert ("lookup", "ok", prepared) in {(r[0], r[1], r[3]) for r in rows}, rows
+    assert ("statement", "denied", "SELECT * FROM spine") in {(r[0], r[1], r[3]) for r in rows}, rows
     for c in (ds, svc, admin):
         c.close()
 
@@ -200,3 +211,64 @@ def test_users_and_grants_survive_a_restart(governed, make_server):
     assert sorted(run(connect(again), "SELECT * FROM fstore.grants")) == grants
     assert run(ds, "SELECT roles FROM fstore.users WHERE name = 'ds'") == [("analysts",)]
     denied(ds, "SELECT * FROM cb", "feature group 'cb'")
+
+
+def test_openlineage_events_reach_a_receiver(tmp_path, make_server):
+    """Exports and materializations are sent as OpenLineage run events to a real HTTP
+    receiver on loopback, with the set version as input and the location or online store
+    as output."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from conftest import wait_until
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], json.loads(body)))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        config = tmp_path / "fstore.toml"
+        config.write_text(
+            "[lineage]\n"
+            f'openlineage_url = "http://127.0.0.1:{http.server_port}/api/v1/lineage"\n'
+            'namespace = "team-ml"\n'
+        )
+        server = make_server("--config", str(config), warehouse=tmp_path / "wh")
+        admin = connect(server)
+        for sql in SETUP[:5]:
+            run(admin, sql)
+        out = tmp_path / "exported"
+        exported = run(admin, f"EXPORT FEATURE SET fraud TO '{out}'")
+        run(admin, "ALTER FEATURE SET fraud SET ONLINE")
+        run(admin, "REFRESH ONLINE FEATURE SET fraud")
+        assert wait_until(lambda: len(received) >= 2, timeout=30), received
+        events = {e["job"]["name"]: (path, ctype, e) for path, ctype, e in received}
+        assert set(events) == {"export.fraud", "materialize.fraud"}, events.keys()
+        path, ctype, export = events["export.fraud"]
+        assert path == "/api/v1/lineage" and ctype == "application/json"
+        assert export["eventType"] == "COMPLETE"
+        assert export["job"]["namespace"] == "team-ml"
+        assert export["inputs"] == [{"namespace": "team-ml", "name": "feature_set.fraud@1"}]
+        assert export["outputs"] == [{"namespace": "file", "name": str(out)}]
+        assert export["run"]["facets"]["fstore"]["rows"] == sum(r[1] for r in exported) > 0
+        assert export["run"]["facets"]["fstore"]["files"] == [r[0] for r in exported]
+        online = events["materialize.fraud"][2]
+        assert online["inputs"] == [{"namespace": "team-ml", "name": "feature_set.fraud@1"}]
+        assert online["outputs"] == [{"namespace": "team-ml", "name": "online.fraud@1"}]
+        assert online["run"]["facets"]["fstore"]["trigger"] == "refresh"
+        # Nothing is sent twice.
+        run(admin, "SELECT 1")
+        assert len(received) == 2
+    finally:
+        http.shutdown()

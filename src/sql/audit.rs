@@ -1,0 +1,152 @@
+//! What the executor tells the audit log (see `governance::audit`): each statement's
+//! principal, peer, text, objects, outcome and duration, recorded where statements run —
+//! [`SqlSession::execute`], [`SqlSession::execute_plan`] and the plan-free online lookups
+//! ([`SqlSession::lookup`]).
+
+use datafusion::error::Result;
+
+use super::FStoreStatement;
+use super::exec::SqlSession;
+use crate::principal::Principal;
+
+/// The object an FStore statement acts on, as `kind:name` (for the audit log).
+pub fn target_of(stmt: &FStoreStatement) -> Option<String> {
+    let group = |n: &str| Some(format!("feature group:{n}"));
+    let set = |n: &str| Some(format!("feature set:{n}"));
+    match stmt {
+        FStoreStatement::CreateFeatureGroup(c) => group(&c.name),
+        FStoreStatement::AddTransformation(a) => group(&a.group),
+        FStoreStatement::DropFeatureGroup { name, .. }
+        | FStoreStatement::DescribeFeatureGroup { name } => group(name),
+        FStoreStatement::CommentOnFeature { group: g, .. } => group(g),
+        FStoreStatement::CreateFeatureSet(c) => set(&c.name),
+        FStoreStatement::ExportFeatureSet(e) => set(&e.reference),
+        FStoreStatement::DescribeFeatureSet { reference } => set(reference),
+        FStoreStatement::SetDriftBaseline(b) => set(&b.set),
+        FStoreStatement::AlterFeatureSet(a) => set(a.name()),
+        FStoreStatement::RefreshOnline(r) => set(&r.name),
+        FStoreStatement::CreateExpectation(c) => Some(format!("feature:{}", c.feature.join("."))),
+        FStoreStatement::DropExpectation(d) => Some(format!("feature:{}", d.feature.join("."))),
+        _ => None,
+    }
+}
+
+/// When a statement started, for [`SqlSession::audit_end`].
+pub struct AuditStart {
+    time: i64,
+    started: std::time::Instant,
+}
+
+impl SqlSession<'_> {
+    pub fn audit_start(&self) -> AuditStart {
+        AuditStart {
+            time: chrono::Utc::now().timestamp_micros(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Records a statement in the audit log (see `governance::audit`).
+    pub fn audit_end<T>(
+        &self,
+        start: AuditStart,
+        principal: &Principal,
+        text: &str,
+        objects: Vec<String>,
+        result: &Result<T>,
+    ) where
+        T: AuditKind,
+    {
+        let Some(log) = self.service::<crate::governance::audit::AuditLog>() else {
+            return;
+        };
+        let (outcome, error) = match result {
+            Ok(_) => ("ok", None),
+            Err(e)
+                if crate::error::ErrorKind::of(e) == crate::error::ErrorKind::PermissionDenied =>
+            {
+                ("denied", Some(crate::error::user_message(e)))
+            }
+            Err(e) => ("error", Some(crate::error::user_message(e))),
+        };
+        log.record(crate::governance::audit::AuditRecord {
+            time: start.time,
+            principal: principal.name.clone(),
+            peer: principal.peer.clone(),
+            statement: text.to_string(),
+            kind: result.as_ref().map_or("statement", |r| r.audit_kind()),
+            objects,
+            outcome,
+            error,
+            duration_us: start.started.elapsed().as_micros() as u64,
+        });
+    }
+
+    /// Checks the reads of a statement being prepared (before it is planned: planning a table
+    /// function does work). A denial is audited here; an allowed statement is audited when
+    /// it executes.
+    pub fn check_prepare(
+        &self,
+        text: &str,
+        reads: &super::Reads,
+        principal: &Principal,
+    ) -> Result<()> {
+        let start = self.audit_start();
+        let result = self.check_reads(reads, principal);
+        if result.is_err() {
+            let result = result.map(|()| PREPARED);
+            self.audit_end(start, principal, text, reads.names(), &result);
+            return result.map(|_| ());
+        }
+        Ok(())
+    }
+
+    /// An online lookup answered without a plan (`sql::lookup`): checked, run and audited.
+    pub async fn lookup(
+        &self,
+        text: &str,
+        lookup: &super::lookup::DirectLookup,
+        params: &[datafusion::scalar::ScalarValue],
+        schema: &arrow_schema::SchemaRef,
+        principal: &Principal,
+    ) -> Result<datafusion::arrow::array::RecordBatch> {
+        let start = self.audit_start();
+        let result = match self.check_lookup(lookup, principal) {
+            Ok(()) => super::lookup::run(self, lookup, params, schema).await,
+            Err(e) => Err(e),
+        };
+        let target = &lookup.target;
+        let objects = vec![format!("feature set:{}@{}", target.set, target.version)];
+        self.audit_end(start, principal, text, objects, &result);
+        result
+    }
+}
+
+/// How a result is named in the audit log.
+pub trait AuditKind {
+    fn audit_kind(&self) -> &'static str;
+}
+
+impl AuditKind for super::exec::StatementResult {
+    fn audit_kind(&self) -> &'static str {
+        match self.kind {
+            super::exec::ResultKind::Query => "query",
+            super::exec::ResultKind::Command => "command",
+        }
+    }
+}
+
+/// A prepared statement (denied before it ran).
+struct Prepared;
+const PREPARED: Prepared = Prepared;
+
+impl AuditKind for Prepared {
+    fn audit_kind(&self) -> &'static str {
+        "prepare"
+    }
+}
+
+impl AuditKind for datafusion::arrow::array::RecordBatch {
+    fn audit_kind(&self) -> &'static str {
+        "lookup"
+    }
+}
