@@ -124,6 +124,39 @@ fn check(wh: &Path, file: &Path, cwd: &Path) {
             scalar(wh, "SELECT count(DISTINCT customer_id) FROM transactions")
         );
     }
+    if name.starts_with("07_") {
+        // The documented features are documented, the grants are in place, lineage reaches
+        // the raw transactions from the set, and the statements are in the audit log.
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT count(*) FROM fstore.features WHERE feature_group = 'customer_behavior' AND feature IN ('amount_sum_30d', 'tx_count_30d') AND description IS NOT NULL"
+            ),
+            "2"
+        );
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT string_agg(grantee || ':' || privilege || ':' || object_name, ',' ORDER BY grantee, object_name) FROM fstore.grants WHERE privilege <> 'OWNER'"
+            )
+            .trim_matches('"'),
+            "data_scientists:SELECT:fraud_detection_v1,data_scientists:SELECT:transactions,fraud_service:READ ONLINE:customer_online"
+        );
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT count(*) FROM lineage('fraud_detection_v1', 'upstream') WHERE from_name = 'transactions'"
+            ),
+            "1"
+        );
+        assert_eq!(
+            scalar(
+                wh,
+                "SELECT count(*) FROM fstore.audit WHERE statement LIKE 'GRANT%' AND outcome = 'ok'"
+            ),
+            "4"
+        );
+    }
     if name.starts_with("04_") {
         // validate: the observed values are those of the raw transactions.
         let jan = "transaction_date >= TIMESTAMP '2024-01-01' AND transaction_date < TIMESTAMP '2024-02-01'";
