@@ -172,7 +172,12 @@ async fn outputs(
 }
 
 /// Runs an export; returns one row per file written (file, rows, bytes).
-pub async fn export(engine: &Engine, e: &ExportFeatureSet) -> Result<RecordBatch> {
+/// Exports a set version; returns the summary rows (file, rows, bytes) and what the registry
+/// records of it.
+pub async fn export(
+    engine: &Engine,
+    e: &ExportFeatureSet,
+) -> Result<(RecordBatch, crate::registry::ExportRecord)> {
     let set = engine.registry().state().feature_set(&e.reference)?.clone();
     let t = target(&e.path)?;
     let state = engine.state();
@@ -277,7 +282,7 @@ pub async fn export(engine: &Engine, e: &ExportFeatureSet) -> Result<RecordBatch
         Field::new("rows", DataType::UInt64, false),
         Field::new("bytes", DataType::UInt64, false),
     ]));
-    Ok(RecordBatch::try_new(
+    let summary = RecordBatch::try_new(
         schema,
         vec![
             Arc::new(StringArray::from_iter_values(
@@ -286,5 +291,14 @@ pub async fn export(engine: &Engine, e: &ExportFeatureSet) -> Result<RecordBatch
             Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.1))),
             Arc::new(UInt64Array::from_iter_values(files.iter().map(|f| f.2))),
         ],
-    )?)
+    )?;
+    let record = crate::registry::ExportRecord {
+        set: set.name.clone(),
+        version: set.version,
+        path: e.path.clone(),
+        rows: files.iter().map(|f| f.1).sum(),
+        files: files.into_iter().map(|f| f.0).collect(),
+        at: 0,
+    };
+    Ok((summary, record))
 }

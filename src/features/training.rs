@@ -414,7 +414,7 @@ pub(crate) async fn plan_over_spine(
 }
 
 /// `SELECT * FROM name` for a relation name, the text itself for a query.
-fn relation_or_query(text: &str) -> String {
+pub(crate) fn relation_or_query(text: &str) -> String {
     let t = text.trim();
     if t.contains(char::is_whitespace) {
         t.to_string()

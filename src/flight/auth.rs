@@ -155,19 +155,33 @@ impl tonic::service::Interceptor for AuthInterceptor {
                 request.extensions_mut().insert(principal);
                 Ok(request)
             }
-            Err(status) => {
-                // A revoked token still names its user: closing a prepared statement (the
-                // client's clean-up after `ALTER USER me PASSWORD …`) needs no more than that.
-                if let Some(p) = self.auth.revoked_principal(request.metadata()) {
-                    request.extensions_mut().insert(RevokedToken(p));
-                    return Ok(request);
-                }
+            // A revoked token still names its user: closing a prepared statement (the
+            // client's clean-up after `ALTER USER me PASSWORD …`) needs no more than that.
+            Err(Rejected::Revoked(p)) => {
+                request.extensions_mut().insert(RevokedToken(p));
+                Ok(request)
+            }
+            Err(Rejected::Refused(status)) => {
                 let code = Some(status.code());
                 self.metrics
                     .record(("authenticate", ""), Duration::ZERO, code);
                 Err(status)
             }
         }
+    }
+}
+
+/// Why credentials were not accepted.
+#[derive(Debug)]
+pub enum Rejected {
+    /// A correctly signed, unexpired token whose user changed password or was dropped.
+    Revoked(Principal),
+    Refused(Status),
+}
+
+impl From<Status> for Rejected {
+    fn from(s: Status) -> Self {
+        Rejected::Refused(s)
     }
 }
 
@@ -333,7 +347,7 @@ impl Authenticator {
         &self,
         metadata: &MetadataMap,
         peer: Option<SocketAddr>,
-    ) -> Result<Principal, Status> {
+    ) -> Result<Principal, Rejected> {
         let header = metadata.get("authorization").and_then(|v| v.to_str().ok());
         let Some(header) = header else {
             if self.no_auth {
@@ -341,7 +355,8 @@ impl Authenticator {
             }
             return Err(Status::unauthenticated(
                 "missing authorization: log in with Handshake (HTTP Basic) and send 'authorization: Bearer <token>'",
-            ));
+            )
+            .into());
         };
         if let Some(token) = strip_scheme(header, "Bearer") {
             return self.verify(token.trim());
@@ -349,38 +364,21 @@ impl Authenticator {
         if let Some(basic) = strip_scheme(header, "Basic") {
             // Clients that send Basic credentials on every call instead of a handshake.
             let (user, password) = decode_basic(basic.trim())?;
-            return self.login(&user, &password, peer);
+            return Ok(self.login(&user, &password, peer)?);
         }
         if self.no_auth {
             return Ok(Principal::trusted("anonymous"));
         }
-        Err(Status::unauthenticated(
-            "unsupported authorization scheme: use Bearer",
-        ))
+        Err(Status::unauthenticated("unsupported authorization scheme: use Bearer").into())
     }
 
-    /// The user of a Bearer token that is signed and unexpired but revoked.
-    fn revoked_principal(&self, metadata: &MetadataMap) -> Option<Principal> {
-        let header = metadata.get("authorization")?.to_str().ok()?;
-        let token = strip_scheme(header, "Bearer")?.trim();
-        match self.verify(token) {
-            Err(s) if s.message() == REVOKED => {
-                let payload = token.split('.').nth(1)?;
-                let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-                let name = payload.split('\n').next()?;
-                Some(Principal::new(name))
-            }
-            _ => None,
-        }
-    }
-
-    fn verify(&self, token: &str) -> Result<Principal, Status> {
+    fn verify(&self, token: &str) -> Result<Principal, Rejected> {
         let invalid = || Status::unauthenticated("invalid or expired token: log in again");
         let mut parts = token.split('.');
         let (Some("v1"), Some(payload), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(invalid());
+            return Err(invalid().into());
         };
         let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| invalid())?;
         let mut mac = HmacSha256::new_from_slice(&self.key).map_err(|_| invalid())?;
@@ -392,20 +390,18 @@ impl Authenticator {
         let (Some(credentials), Some(expiry), Some(name)) =
             (fields.next(), fields.next(), fields.next())
         else {
-            return Err(invalid());
+            return Err(invalid().into());
         };
         let expiry: u64 = expiry.parse().map_err(|_| invalid())?;
         let credentials: u64 = credentials.parse().map_err(|_| invalid())?;
         if expiry < now_secs() {
-            return Err(Status::unauthenticated("token expired: log in again"));
+            return Err(Status::unauthenticated("token expired: log in again").into());
         }
         if !self.no_auth {
             let state = self.engine.registry().state();
             match state.users.get(name) {
                 Some(u) if u.credentials == credentials => {}
-                _ => {
-                    return Err(Status::unauthenticated(REVOKED));
-                }
+                _ => return Err(Rejected::Revoked(Principal::new(name))),
             }
         }
         // Without authentication everyone is trusted, token or not.

@@ -83,8 +83,8 @@ impl MetadataCommand {
     /// the principal may not read are not listed (nor their keys).
     pub async fn answer(self, engine: &Engine, principal: &Principal) -> Result<RecordBatch> {
         let session = crate::sql::SqlSession::new(engine);
-        let may_see =
-            |schema: &str, table: &str| schema != USER_SCHEMA || session.may_see(principal, table);
+        let visible = session.visible_names(principal);
+        let may_see = |schema: &str, table: &str| schema != USER_SCHEMA || visible(table);
         let live = matches!(
             self,
             Self::Catalogs(_) | Self::Schemas(_) | Self::Tables(_) | Self::PrimaryKeys(_)

@@ -82,9 +82,10 @@ impl FStoreFlightSql {
         }
     }
 
-    /// Plans (or fetches the cached plan of) a prepared statement.
-    /// The principal's privileges are checked before anything is planned (planning a table
-    /// function does work) and again on every cached use.
+    /// Plans (or fetches the cached plan of) a prepared statement. The principal's
+    /// privileges are checked before anything is planned (planning a table function does
+    /// work); a cached plan is checked by whoever uses it: `create_prepared`, and the
+    /// executor at every execution.
     pub(super) async fn prepared(
         &self,
         sql: &str,
@@ -103,9 +104,6 @@ impl FStoreFlightSql {
         if let Some(p) = cached
             && p.seq == seq
         {
-            self.sql()
-                .check_prepare(sql, &p.reads, principal)
-                .map_err(into_status)?;
             return Ok(p);
         }
         let statements = self.parse(sql)?;

@@ -461,6 +461,10 @@ impl FStoreFlightSql {
         principal: &Principal,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let prepared = self.prepared(&req.query, principal).await?;
+        // A cached plan was checked for whoever prepared it first.
+        self.sql()
+            .check_prepare(&req.query, &prepared.reads, principal)
+            .map_err(into_status)?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: PreparedHandle::new(req.query).encode(),
             dataset_schema: ipc_schema(&prepared.dataset_schema)?,

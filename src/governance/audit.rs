@@ -5,7 +5,7 @@
 //! Records are append-only JSON lines under `<warehouse>/_audit/` (`<YYYY-MM-DD>-….json`), one
 //! object per flush, written with a conditional create (never overwritten), so several servers can share
 //! a warehouse. Statements append to a bounded in-memory buffer (never blocking: a full
-//! buffer drops records and counts them, so the online hot path never waits on storage); a
+//! buffer drops records and logs how many, so the online hot path never waits on storage); a
 //! background task flushes it every second, and on shutdown. Records older than
 //! `[audit] retention_days` are deleted a day at a time.
 
@@ -27,7 +27,7 @@ use crate::warehouse::Warehouse;
 
 /// Where the records live, under the warehouse.
 pub const AUDIT_DIR: &str = "_audit";
-/// Records held in memory at most between flushes; more are dropped and counted.
+/// Records held in memory at most between flushes; more are dropped (and logged).
 const MAX_BUFFERED: usize = 100_000;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -57,8 +57,8 @@ pub struct AuditLog {
     buffer: std::sync::Mutex<Vec<AuditRecord>>,
     flushing: tokio::sync::Mutex<()>,
     retention_days: u64,
-    pub dropped: AtomicU64,
-    pub written: AtomicU64,
+    /// Records dropped because the buffer was full, since the last flush reported them.
+    dropped: AtomicU64,
 }
 
 impl AuditLog {
@@ -69,7 +69,6 @@ impl AuditLog {
             flushing: tokio::sync::Mutex::new(()),
             retention_days,
             dropped: AtomicU64::new(0),
-            written: AtomicU64::new(0),
         }
     }
 
@@ -113,8 +112,13 @@ impl AuditLog {
             .into());
         }
         self.warehouse.sync(&rel)?;
-        self.written
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "audit records dropped: the buffer was full between flushes"
+            );
+        }
         Ok(())
     }
 

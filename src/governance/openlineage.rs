@@ -6,7 +6,7 @@
 //! `MATERIALIZE`) and sends one `COMPLETE` (or `FAIL`) run event each, with the feature-set
 //! version as input and the export location or the online store as output. Sending is
 //! asynchronous and bounded: a slow or absent receiver never delays a statement; failures
-//! are logged and counted.
+//! are logged.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,8 +31,6 @@ pub struct Emitter {
     /// The last registry sequence looked at.
     seen: AtomicU64,
     in_flight: Arc<tokio::sync::Semaphore>,
-    pub sent: Arc<AtomicU64>,
-    pub failed: Arc<AtomicU64>,
 }
 
 impl Emitter {
@@ -49,8 +47,6 @@ impl Emitter {
                 .unwrap_or_default(),
             seen: AtomicU64::new(seq),
             in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
-            sent: Arc::new(AtomicU64::new(0)),
-            failed: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -62,35 +58,21 @@ impl Emitter {
         }
         for event in events(state, from, &self.namespace) {
             let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
-                self.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!("OpenLineage: too many events in flight; one dropped");
                 continue;
             };
-            let request = self.client.post(&self.url).json_body(&event);
-            let (sent, failed) = (Arc::clone(&self.sent), Arc::clone(&self.failed));
+            let request = self
+                .client
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .body(event.to_string());
             tokio::spawn(async move {
                 let _permit = permit;
-                match request.send().await.and_then(|r| r.error_for_status()) {
-                    Ok(_) => sent.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "OpenLineage: event not delivered");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
+                if let Err(e) = request.send().await.and_then(|r| r.error_for_status()) {
+                    tracing::warn!(error = %e, "OpenLineage: event not delivered");
+                }
             });
         }
-    }
-}
-
-/// A JSON body without reqwest's `json` feature.
-trait JsonBody {
-    fn json_body(self, v: &Value) -> Self;
-}
-
-impl JsonBody for reqwest::RequestBuilder {
-    fn json_body(self, v: &Value) -> Self {
-        self.header("content-type", "application/json")
-            .body(v.to_string())
     }
 }
 

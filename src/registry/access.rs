@@ -99,7 +99,15 @@ impl ObjectRef {
 
     /// The key of the object's owner in [`RegistryState::owners`].
     pub fn owner_key(&self) -> String {
-        format!("{}:{}", self.kind.as_str(), self.name)
+        self.unversioned().label()
+    }
+
+    /// `kind:name[@version]`, how the audit log names it.
+    pub fn label(&self) -> String {
+        match self.version {
+            Some(v) => format!("{}:{}@{v}", self.kind.as_str(), self.name),
+            None => format!("{}:{}", self.kind.as_str(), self.name),
+        }
     }
 }
 

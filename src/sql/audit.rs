@@ -8,11 +8,12 @@ use datafusion::error::Result;
 use super::FStoreStatement;
 use super::exec::SqlSession;
 use crate::principal::Principal;
+use crate::registry::{ObjectKind, ObjectRef};
 
 /// The object an FStore statement acts on, as `kind:name` (for the audit log).
 pub fn target_of(stmt: &FStoreStatement) -> Option<String> {
-    let group = |n: &str| Some(format!("feature group:{n}"));
-    let set = |n: &str| Some(format!("feature set:{n}"));
+    let group = |n: &str| Some(ObjectRef::new(ObjectKind::FeatureGroup, n).label());
+    let set = |n: &str| Some(ObjectRef::new(ObjectKind::FeatureSet, n).label());
     match stmt {
         FStoreStatement::CreateFeatureGroup(c) => group(&c.name),
         FStoreStatement::AddTransformation(a) => group(&a.group),
@@ -45,35 +46,35 @@ impl SqlSession<'_> {
         }
     }
 
-    /// Records a statement in the audit log (see `governance::audit`).
-    pub fn audit_end<T>(
+    /// Records a statement in the audit log (see `governance::audit`): `kind` names what
+    /// it was (`query`, `command`, `lookup`; `statement` when it failed), `error` why it failed.
+    pub fn audit_end(
         &self,
         start: AuditStart,
         principal: &Principal,
         text: &str,
         objects: Vec<String>,
-        result: &Result<T>,
-    ) where
-        T: AuditKind,
-    {
+        kind: &'static str,
+        error: Option<&datafusion::error::DataFusionError>,
+    ) {
         let Some(log) = self.service::<crate::governance::audit::AuditLog>() else {
             return;
         };
-        let (outcome, error) = match result {
-            Ok(_) => ("ok", None),
-            Err(e)
+        let (outcome, error) = match error {
+            None => ("ok", None),
+            Some(e)
                 if crate::error::ErrorKind::of(e) == crate::error::ErrorKind::PermissionDenied =>
             {
                 ("denied", Some(crate::error::user_message(e)))
             }
-            Err(e) => ("error", Some(crate::error::user_message(e))),
+            Some(e) => ("error", Some(crate::error::user_message(e))),
         };
         log.record(crate::governance::audit::AuditRecord {
             time: start.time,
             principal: principal.name.clone(),
             peer: principal.peer.clone(),
             statement: text.to_string(),
-            kind: result.as_ref().map_or("statement", |r| r.audit_kind()),
+            kind,
             objects,
             outcome,
             error,
@@ -81,23 +82,38 @@ impl SqlSession<'_> {
         });
     }
 
+    /// Audits the result of a statement run by the executor.
+    pub fn audit_statement(
+        &self,
+        start: AuditStart,
+        principal: &Principal,
+        text: &str,
+        objects: Vec<String>,
+        result: &Result<super::StatementResult>,
+    ) {
+        let kind = match result {
+            Ok(r) if r.kind == super::ResultKind::Query => "query",
+            Ok(_) => "command",
+            Err(_) => "statement",
+        };
+        self.audit_end(start, principal, text, objects, kind, result.as_ref().err());
+    }
+
     /// Checks the reads of a statement being prepared (before it is planned: planning a table
     /// function does work). A denial is audited here; an allowed statement is audited when
-    /// it executes.
+    /// it executes (so the allowed case costs nothing more than the check).
     pub fn check_prepare(
         &self,
         text: &str,
         reads: &super::Reads,
         principal: &Principal,
     ) -> Result<()> {
-        let start = self.audit_start();
         let result = self.check_reads(reads, principal);
-        if result.is_err() {
-            let result = result.map(|()| PREPARED);
-            self.audit_end(start, principal, text, reads.names(), &result);
-            return result.map(|_| ());
+        if let Err(e) = &result {
+            let start = self.audit_start();
+            self.audit_end(start, principal, text, reads.names(), "statement", Some(e));
         }
-        Ok(())
+        result
     }
 
     /// An online lookup answered without a plan (`sql::lookup`): checked, run and audited.
@@ -115,38 +131,15 @@ impl SqlSession<'_> {
             Err(e) => Err(e),
         };
         let target = &lookup.target;
-        let objects = vec![format!("feature set:{}@{}", target.set, target.version)];
-        self.audit_end(start, principal, text, objects, &result);
+        let objects = vec![ObjectRef::set_version(&target.set, target.version).label()];
+        self.audit_end(
+            start,
+            principal,
+            text,
+            objects,
+            "lookup",
+            result.as_ref().err(),
+        );
         result
-    }
-}
-
-/// How a result is named in the audit log.
-pub trait AuditKind {
-    fn audit_kind(&self) -> &'static str;
-}
-
-impl AuditKind for super::exec::StatementResult {
-    fn audit_kind(&self) -> &'static str {
-        match self.kind {
-            super::exec::ResultKind::Query => "query",
-            super::exec::ResultKind::Command => "command",
-        }
-    }
-}
-
-/// A prepared statement (denied before it ran).
-struct Prepared;
-const PREPARED: Prepared = Prepared;
-
-impl AuditKind for Prepared {
-    fn audit_kind(&self) -> &'static str {
-        "prepare"
-    }
-}
-
-impl AuditKind for datafusion::arrow::array::RecordBatch {
-    fn audit_kind(&self) -> &'static str {
-        "lookup"
     }
 }

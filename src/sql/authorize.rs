@@ -51,13 +51,7 @@ pub struct Reads(pub Vec<(Privilege, ObjectRef)>);
 impl Reads {
     /// The objects read, as `kind:name[@version]` (for the audit log).
     pub fn names(&self) -> Vec<String> {
-        self.0
-            .iter()
-            .map(|(_, o)| match o.version {
-                Some(v) => format!("{}:{}@{v}", o.kind.as_str(), o.name),
-                None => format!("{}:{}", o.kind.as_str(), o.name),
-            })
-            .collect()
+        self.0.iter().map(|(_, o)| o.label()).collect()
     }
 
     fn add(&mut self, privilege: Privilege, object: ObjectRef) {
@@ -97,25 +91,7 @@ impl SqlSession<'_> {
         privilege: Privilege,
         object: Option<&ObjectRef>,
     ) -> Result<()> {
-        if principal.trusted
-            || self
-                .registry()
-                .state()
-                .allows(&principal.name, privilege, object)
-        {
-            return Ok(());
-        }
-        Err(FStoreError::permission_denied(match object {
-            Some(o) => format!(
-                "permission denied: '{principal}' lacks {} on {o}",
-                privilege.as_sql()
-            ),
-            None => format!(
-                "permission denied: '{principal}' lacks the {} privilege",
-                privilege.as_sql()
-            ),
-        })
-        .into())
+        require_in(&self.registry().state(), principal, privilege, object)
     }
 
     /// `PERMISSION_DENIED` unless `principal` owns `object` (or administers the server).
@@ -136,13 +112,14 @@ impl SqlSession<'_> {
         .into())
     }
 
-    /// Checks every read of a statement.
+    /// Checks every read of a statement (against one snapshot of the registry).
     pub fn check_reads(&self, reads: &Reads, principal: &Principal) -> Result<()> {
-        if reads.0.is_empty() || self.is_admin(principal) {
+        if reads.0.is_empty() || principal.trusted {
             return Ok(());
         }
+        let state = self.registry().state();
         for (privilege, object) in &reads.0 {
-            self.require(principal, *privilege, Some(object))?;
+            require_in(&state, principal, *privilege, Some(object))?;
         }
         Ok(())
     }
@@ -304,11 +281,8 @@ impl SqlSession<'_> {
             )
             .into());
         }
-        let sql = if is_identifier(source) {
-            format!("SELECT * FROM {source}")
-        } else {
-            source.to_string()
-        };
+        // Exactly what the table functions plan (a name is quoted, so case is kept).
+        let sql = crate::features::training::relation_or_query(source);
         // A source that does not parse is reported by the function itself when it plans.
         let Ok(statements) = super::FStoreParser::parse_sql(&sql) else {
             return Ok(());
@@ -355,10 +329,11 @@ impl SqlSession<'_> {
                 .into())
             }
         };
-        let state = self.registry().state();
+        // The registry is read only for the nodes that create something (not for every node
+        // of every query plan).
         let create_or_replace = |name: &str| -> Result<()> {
             let existing = ObjectRef::new(ObjectKind::Table, name);
-            if state.relations.contains_key(name) {
+            if self.registry().state().relations.contains_key(name) {
                 self.require_owner(principal, &existing, "replacing")
             } else {
                 self.require(principal, Privilege::Create, None)
@@ -490,58 +465,81 @@ impl SqlSession<'_> {
         }
     }
 
-    /// The registry as `principal` may see it in listings (`SHOW FEATURE GROUPS`, …): only
-    /// the relations, groups and sets they may read.
+    /// The feature groups and sets `principal` may see in listings (`SHOW FEATURE GROUPS`,
+    /// `SHOW FEATURE SETS`): a state holding only those (and nothing else: what listings
+    /// read), copied only for non-administrators.
     pub fn visible_state(&self, principal: &Principal) -> std::sync::Arc<RegistryState> {
         let state = self.registry().state();
-        if self.is_admin(principal) {
+        if principal.trusted || state.is_admin(&principal.name) {
             return state;
         }
         let user = principal.name.as_str();
-        let mut visible = (*state).clone();
-        visible.relations.retain(|n, _| {
-            state.allows(
-                user,
-                Privilege::Select,
-                Some(&ObjectRef::new(ObjectKind::Table, n)),
-            )
-        });
-        visible.feature_groups.retain(|n, _| {
-            state.allows(
-                user,
-                Privilege::Select,
-                Some(&ObjectRef::new(ObjectKind::FeatureGroup, n)),
-            )
-        });
-        for (name, versions) in visible.feature_sets.iter_mut() {
-            versions.retain(|v| {
-                state.allows(
-                    user,
+        let may = |privilege, o: &ObjectRef| state.allows(user, privilege, Some(o));
+        let feature_groups = state
+            .feature_groups
+            .iter()
+            .filter(|(n, _)| {
+                may(
                     Privilege::Select,
-                    Some(&ObjectRef::set_version(name, v.version)),
-                ) || state.allows(
-                    user,
-                    Privilege::ReadOnline,
-                    Some(&ObjectRef::set_version(name, v.version)),
+                    &ObjectRef::new(ObjectKind::FeatureGroup, *n),
                 )
-            });
-        }
-        visible.feature_sets.retain(|_, v| !v.is_empty());
-        std::sync::Arc::new(visible)
+            })
+            .map(|(n, g)| (n.clone(), g.clone()))
+            .collect();
+        let feature_sets = state
+            .feature_sets
+            .iter()
+            .map(|(name, versions)| {
+                let visible = versions.iter().filter(|v| {
+                    let o = ObjectRef::set_version(name, v.version);
+                    may(Privilege::Select, &o) || may(Privilege::ReadOnline, &o)
+                });
+                (name.clone(), visible.cloned().collect::<Vec<_>>())
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        std::sync::Arc::new(RegistryState {
+            feature_groups,
+            feature_sets,
+            ..RegistryState::default()
+        })
     }
 
-    /// Whether `principal` may see the relation or feature group `name` in metadata listings.
-    pub fn may_see(&self, principal: &Principal, name: &str) -> bool {
-        if self.is_admin(principal) {
-            return true;
-        }
+    /// What `principal` may see in metadata listings: a test of relation and feature-group
+    /// names, against one snapshot of the registry.
+    pub fn visible_names(&self, principal: &Principal) -> impl Fn(&str) -> bool + Send + Sync {
         let state = self.registry().state();
-        let reference = TableReference::bare(name);
-        match object_of(&state, &reference) {
-            Some(o) => state.allows(&principal.name, Privilege::Select, Some(&o)),
-            None => true,
+        let admin = principal.trusted || state.is_admin(&principal.name);
+        let user = principal.name.clone();
+        move |name| {
+            admin
+                || object_of(&state, &TableReference::bare(name))
+                    .is_none_or(|o| state.allows(&user, Privilege::Select, Some(&o)))
         }
     }
+}
+
+/// `PERMISSION_DENIED` unless `principal` holds `privilege` on `object` in `state`.
+fn require_in(
+    state: &RegistryState,
+    principal: &Principal,
+    privilege: Privilege,
+    object: Option<&ObjectRef>,
+) -> Result<()> {
+    if principal.trusted || state.allows(&principal.name, privilege, object) {
+        return Ok(());
+    }
+    Err(FStoreError::permission_denied(match object {
+        Some(o) => format!(
+            "permission denied: '{principal}' lacks {} on {o}",
+            privilege.as_sql()
+        ),
+        None => format!(
+            "permission denied: '{principal}' lacks the {} privilege",
+            privilege.as_sql()
+        ),
+    })
+    .into())
 }
 
 /// The registry object a table reference names, if it names one in the user schema.
@@ -578,19 +576,6 @@ fn is_audit(r: &TableReference) -> bool {
                 catalog, schema, ..
             } => catalog.as_ref() == CATALOG && schema.as_ref() == crate::engine::SYSTEM_SCHEMA,
         }
-}
-
-/// `name` or `schema.name`: a relation rather than a query text.
-fn is_identifier(s: &str) -> bool {
-    let s = s.trim();
-    !s.is_empty()
-        && s.split('.').all(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        })
 }
 
 /// Table-function calls in a statement, with their string-literal arguments.

@@ -102,13 +102,15 @@ impl SqlSession<'_> {
             FStoreStatement::DataFusion(s) => self.reads_of(s),
             _ => Ok(Reads::default()),
         };
-        let result = match &reads {
-            Ok(reads) => self.execute_unaudited(stmt, principal, reads).await,
-            Err(e) => Err(FStoreError::new(ErrorKind::of(e), crate::error::user_message(e)).into()),
+        let (result, mut objects) = match reads {
+            Ok(reads) => (
+                self.execute_unaudited(stmt, principal, &reads).await,
+                reads.names(),
+            ),
+            Err(e) => (Err(e), vec![]),
         };
-        let mut objects = reads.map(|r| r.names()).unwrap_or_default();
         objects.extend(super::audit::target_of(&stmt.statement));
-        self.audit_end(audit, principal, stmt.sql(), objects, &result);
+        self.audit_statement(audit, principal, stmt.sql(), objects, &result);
         result
     }
 
@@ -152,23 +154,8 @@ impl SqlSession<'_> {
                 if let Some((entities, _)) = &e.entities {
                     self.check_source(entities, principal)?;
                 }
-                let summary = crate::features::export::export(self, e).await?;
+                let (summary, record) = crate::features::export::export(self, e).await?;
                 // Recorded for lineage once the files are written.
-                let set = self.registry().state().feature_set(&e.reference)?.clone();
-                let files = summary
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<datafusion::arrow::array::StringArray>()
-                    .map(|a| a.iter().flatten().map(String::from).collect())
-                    .unwrap_or_default();
-                let record = crate::registry::ExportRecord {
-                    set: set.name.clone(),
-                    version: set.version,
-                    path: e.path.clone(),
-                    files,
-                    rows: count_of(&[summary.project(&[1])?]),
-                    at: 0,
-                };
                 self.registry()
                     .commit(principal, stmt.sql(), Change::Exported(record))
                     .await?;
@@ -176,7 +163,8 @@ impl SqlSession<'_> {
                 self.rows(summary)
             }
             FStoreStatement::DescribeFeatureSet { reference } => {
-                let state = self.visible_state(principal);
+                // `authorize` checked SELECT on the version it names.
+                let state = self.registry().state();
                 self.rows(crate::features::sets::describe_feature_set(
                     state.feature_set(reference)?,
                 )?)
@@ -378,7 +366,7 @@ impl SqlSession<'_> {
     ) -> Result<StatementResult> {
         let audit = self.audit_start();
         let result = self.run_plan(plan, text, principal, reads).await;
-        self.audit_end(audit, principal, text, reads.names(), &result);
+        self.audit_statement(audit, principal, text, reads.names(), &result);
         result
     }
 
