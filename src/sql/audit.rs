@@ -137,7 +137,12 @@ impl SqlSession<'_> {
             principal,
             text,
             objects,
-            "lookup",
+            // As before: a failed lookup is a failed `statement`.
+            if result.is_ok() {
+                "lookup"
+            } else {
+                "statement"
+            },
             result.as_ref().err(),
         );
         result
