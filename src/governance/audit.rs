@@ -14,11 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::json::JsonFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::Result;
+use datafusion::logical_expr::{Expr, TableType};
+use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
@@ -249,13 +253,69 @@ pub fn schema() -> SchemaRef {
     ]))
 }
 
-/// `fstore.audit`: the JSON lines under `_audit/`, read at query time.
-pub fn table(warehouse: &Warehouse) -> Result<Arc<ListingTable>> {
-    let url = format!("{}{AUDIT_DIR}/", warehouse.url());
-    let url = ListingTableUrl::parse(&url)?;
-    let options = ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema());
-    Ok(Arc::new(ListingTable::try_new(config)?))
+/// `fstore.audit`: the JSON lines under `_audit/`, listed afresh at every scan (a listing
+/// table over the directory would keep the first listing it made, and never see a later
+/// flush).
+#[derive(Debug)]
+pub struct AuditTable {
+    warehouse: Warehouse,
+}
+
+impl AuditTable {
+    pub fn new(warehouse: Warehouse) -> Self {
+        Self { warehouse }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for AuditTable {
+    fn schema(&self) -> SchemaRef {
+        schema()
+    }
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let files: Vec<_> = self
+            .warehouse
+            .store()
+            .list(Some(&self.warehouse.path(AUDIT_DIR)))
+            .try_collect()
+            .await
+            .map_err(|e| crate::error::FStoreError::unavailable(e.to_string()))?;
+        let mut urls = files
+            .iter()
+            .filter(|m| m.location.as_ref().ends_with(".json"))
+            .map(|m| {
+                ListingTableUrl::parse(
+                    self.warehouse.url_of(
+                        m.location
+                            .as_ref()
+                            .strip_prefix(self.warehouse.path("").as_ref())
+                            .unwrap_or(m.location.as_ref()),
+                    ),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if urls.is_empty() {
+            return EmptyTable::new(schema())
+                .scan(state, projection, filters, limit)
+                .await;
+        }
+        urls.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let options =
+            ListingOptions::new(Arc::new(JsonFormat::default())).with_file_extension(".json");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema());
+        ListingTable::try_new(config)?
+            .scan(state, projection, filters, limit)
+            .await
+    }
 }

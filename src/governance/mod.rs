@@ -43,9 +43,10 @@ impl EngineExtension for GovernanceExtension {
             setup.config.audit.retention_days,
         ));
         audit.start();
-        setup
-            .system
-            .register_provider("audit", audit::table(setup.warehouse)?);
+        setup.system.register_provider(
+            "audit",
+            Arc::new(audit::AuditTable::new(setup.warehouse.clone())),
+        );
         setup.provide(audit);
         setup.system.register(Arc::new(UsersTable));
         setup.system.register(Arc::new(RolesTable));
