@@ -17,6 +17,10 @@ pub struct Principal {
     pub trusted: bool,
     /// The network address the request came from (for the audit log), when there is one.
     pub peer: Option<String>,
+    /// The server session the request belongs to (one login: one bearer token), when it
+    /// carries a token. Session settings (`SET`) and results waiting for `DoGet` are kept per
+    /// session.
+    pub session: Option<String>,
 }
 
 impl Principal {
@@ -26,6 +30,7 @@ impl Principal {
             name: name.into(),
             trusted: false,
             peer: None,
+            session: None,
         }
     }
 
@@ -35,6 +40,7 @@ impl Principal {
             name: name.into(),
             trusted: true,
             peer: None,
+            session: None,
         }
     }
 
@@ -42,6 +48,20 @@ impl Principal {
     pub fn with_peer(mut self, peer: Option<String>) -> Self {
         self.peer = peer;
         self
+    }
+
+    /// The same principal, in server session `session`.
+    pub fn in_session(mut self, session: Option<String>) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// What keeps one session's requests apart from another's: the user and the session.
+    pub fn session_key(&self) -> String {
+        match &self.session {
+            Some(s) => format!("{}\n{s}", self.name),
+            None => self.name.clone(),
+        }
     }
 
     /// The principal of the embedded CLI: the operating-system user running it.

@@ -5,7 +5,9 @@
 //! answers with a signed bearer token (in the `authorization` response header and as the
 //! payload). Every other call must carry `authorization: Bearer <token>`.
 //!
-//! Tokens are `v1.<payload>.<signature>`: the payload names the user and an expiry, the
+//! Tokens are `v2.<payload>.<signature>`: the payload names the user, an expiry, the user's
+//! credentials version (a new password revokes older tokens) and a random session id (each
+//! login is a session of its own: its `SET`s apply to it alone, see `sql::settings`); the
 //! signature is HMAC-SHA256 with a key stored in the warehouse (`_registry/token-key`, created
 //! once with a conditional create), so servers sharing a warehouse accept each other's tokens
 //! and tokens survive restarts. Verifying a token is a hash, not a registry read, so it costs
@@ -190,6 +192,10 @@ impl From<Status> for Rejected {
 #[derive(Debug, Clone)]
 pub struct RevokedToken(pub Principal);
 
+/// The format of the bearer tokens this server issues (`v2`: with a session id; `v1` tokens
+/// of earlier servers are no longer accepted, their users log in again).
+const TOKEN_VERSION: &str = "v2";
+
 const REVOKED: &str =
     "token revoked (the user's password changed or the user was dropped): log in again";
 
@@ -336,10 +342,22 @@ impl Authenticator {
             .users
             .get(&principal.name)
             .map_or(0, |u| u.credentials);
-        let payload =
-            URL_SAFE_NO_PAD.encode(format!("{}\n{expiry}\n{credentials}", principal.name));
+        // A random session id: every login is a session of its own (see `sql::settings`).
+        // Should the OS have no randomness, a per-process counter keeps sessions apart.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = random_bytes::<12>()
+            .map(|b| b.to_vec())
+            .unwrap_or_else(|_| {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                [now_secs().to_le_bytes(), n.to_le_bytes()].concat()
+            });
+        let session = URL_SAFE_NO_PAD.encode(id);
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            "{}\n{expiry}\n{credentials}\n{session}",
+            principal.name
+        ));
         let sig = URL_SAFE_NO_PAD.encode(self.sign(payload.as_bytes()));
-        format!("v1.{payload}.{sig}")
+        format!("{TOKEN_VERSION}.{payload}.{sig}")
     }
 
     /// The principal of a request, from its bearer token.
@@ -375,7 +393,7 @@ impl Authenticator {
     fn verify(&self, token: &str) -> Result<Principal, Rejected> {
         let invalid = || Status::unauthenticated("invalid or expired token: log in again");
         let mut parts = token.split('.');
-        let (Some("v1"), Some(payload), Some(sig), None) =
+        let (Some(TOKEN_VERSION), Some(payload), Some(sig), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(invalid().into());
@@ -386,9 +404,9 @@ impl Authenticator {
         mac.verify_slice(&sig).map_err(|_| invalid())?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let payload = String::from_utf8(payload).map_err(|_| invalid())?;
-        let mut fields = payload.rsplitn(3, '\n');
-        let (Some(credentials), Some(expiry), Some(name)) =
-            (fields.next(), fields.next(), fields.next())
+        let mut fields = payload.rsplitn(4, '\n');
+        let (Some(session), Some(credentials), Some(expiry), Some(name)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return Err(invalid().into());
         };
@@ -401,7 +419,11 @@ impl Authenticator {
             let state = self.engine.registry().state();
             match state.users.get(name) {
                 Some(u) if u.credentials == credentials => {}
-                _ => return Err(Rejected::Revoked(Principal::new(name))),
+                _ => {
+                    return Err(Rejected::Revoked(
+                        Principal::new(name).in_session(Some(session.to_string())),
+                    ));
+                }
             }
         }
         // Without authentication everyone is trusted, token or not.
@@ -409,6 +431,7 @@ impl Authenticator {
             name: name.to_string(),
             trusted: self.no_auth,
             peer: None,
+            session: Some(session.to_string()),
         })
     }
 

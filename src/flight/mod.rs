@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod metrics;
 mod prepared;
 pub mod service;
+mod sessions;
 pub mod status;
 pub mod streams;
 pub mod tickets;

@@ -91,7 +91,11 @@ impl FStoreFlightSql {
         sql: &str,
         principal: &Principal,
     ) -> Result<Arc<Prepared>, Status> {
-        let cached = self.caches.prepared.get(sql);
+        // Plans are shared between sessions that run with the server's settings; a session
+        // that changed some plans its statements itself.
+        let session = self.sql_for(principal);
+        let shared = !session.has_own_settings();
+        let cached = shared.then(|| self.caches.prepared.get(sql)).flatten();
         if cached.as_ref().is_some_and(|p| p.online.is_some()) {
             self.engine
                 .refresh_within(HOT_REFRESH)
@@ -114,15 +118,11 @@ impl FStoreFlightSql {
         };
         let prepared = match &statement.statement {
             FStoreStatement::DataFusion(stmt) => {
-                let reads = self.sql().reads_of(stmt).map_err(into_status)?;
-                self.sql()
+                let reads = session.reads_of(stmt).map_err(into_status)?;
+                session
                     .check_prepare(sql, &reads, principal)
                     .map_err(into_status)?;
-                let plan = self
-                    .sql()
-                    .plan_datafusion(stmt)
-                    .await
-                    .map_err(into_status)?;
+                let plan = session.plan_datafusion(stmt).await.map_err(into_status)?;
                 let dataset_schema = if is_command(&plan) {
                     count_batch(0).schema()
                 } else {
@@ -151,9 +151,11 @@ impl FStoreFlightSql {
             },
         };
         let prepared = Arc::new(prepared);
-        self.caches
-            .prepared
-            .insert(sql.to_string(), Arc::clone(&prepared));
+        if shared {
+            self.caches
+                .prepared
+                .insert(sql.to_string(), Arc::clone(&prepared));
+        }
         Ok(prepared)
     }
     /// Runs an online lookup statement (see [`DirectLookup`]) with the given parameter
@@ -166,7 +168,7 @@ impl FStoreFlightSql {
         params: &[ScalarValue],
         principal: &Principal,
     ) -> Result<RecordBatch, Status> {
-        self.sql()
+        self.sql_for(principal)
             .lookup(text, fast, params, schema, principal)
             .await
             .map_err(into_status)
@@ -219,6 +221,10 @@ impl FStoreFlightSql {
         let FStoreStatement::DataFusion(stmt) = &statement.statement else {
             return Ok(None);
         };
+        // Shapes are planned with the server's settings and shared.
+        if self.sql_for(principal).has_own_settings() {
+            return Ok(None);
+        }
         let mut shape = stmt.as_ref().clone();
         let Some(values) = parameterize(&mut shape) else {
             return Ok(None);
@@ -235,7 +241,7 @@ impl FStoreFlightSql {
             None => {
                 // A shape that does not plan (or is no lookup) is left to the general path,
                 // which plans the statement as written and reports its errors.
-                let lookup = match self.sql().plan_datafusion(&shape).await {
+                let lookup = match self.sql_for(principal).plan_datafusion(&shape).await {
                     Ok(plan) => lookup::recognize(&plan)
                         .map(|fast| (Arc::new(fast), Arc::new(plan.schema().as_arrow().clone()))),
                     Err(_) => None,
@@ -262,7 +268,7 @@ impl FStoreFlightSql {
     ) -> Result<Vec<StatementResult>, Status> {
         let Some(plan) = &prepared.plan else {
             let r = self
-                .sql()
+                .sql_for(principal)
                 .execute(&prepared.statement, principal)
                 .await
                 .map_err(into_status)?;
@@ -293,7 +299,7 @@ impl FStoreFlightSql {
                 ));
             }
             results.push(
-                self.sql()
+                self.sql_for(principal)
                     .execute_plan(bound, prepared.statement.sql(), principal, &prepared.reads)
                     .await
                     .map_err(into_status)?,

@@ -50,6 +50,7 @@ use super::caches::{Caches, TicketKey};
 use super::ipc_check::{MAX_PARAMETER_ROWS, accept_parameters, checked_messages, guarded};
 use super::metadata;
 use super::metrics::{Method, Metrics};
+use super::sessions::Sessions;
 use super::status::{flight_status, into_status};
 use super::streams::{DataStream, OneShot, RunningQueries, batch_stream, query_stream};
 use super::tickets::{PreparedHandle, StatementTicket, any_bytes};
@@ -68,6 +69,7 @@ pub struct FStoreFlightSql {
     pub(super) metrics: Arc<Metrics>,
     pub(super) running: Arc<RunningQueries>,
     pub(super) caches: Caches,
+    pub(super) sessions: Sessions,
     limit: Arc<Semaphore>,
     max_concurrent: usize,
 }
@@ -86,14 +88,20 @@ impl FStoreFlightSql {
             metrics,
             running,
             caches: Caches::default(),
+            sessions: Sessions::default(),
             limit: Arc::new(Semaphore::new(max_concurrent.max(1))),
             max_concurrent: max_concurrent.max(1),
         }
     }
 
-    /// The statement executor over this server's engine.
+    /// The statement executor over this server's engine, for parsing (no session).
     pub(super) fn sql(&self) -> SqlSession<'_> {
-        SqlSession::new(&self.engine)
+        SqlSession::in_scope(&self.engine, crate::sql::settings::Scope::Sessionless)
+    }
+
+    /// The statement executor for `principal`'s request, in its session.
+    pub(super) fn sql_for(&self, principal: &Principal) -> SqlSession<'_> {
+        SqlSession::in_scope(&self.engine, self.sessions.scope(principal))
     }
 
     /// Metrics and a tracing span around one request.
@@ -153,7 +161,7 @@ impl FStoreFlightSql {
         let mut last = None;
         for stmt in statements {
             let result = self
-                .sql()
+                .sql_for(principal)
                 .execute(&stmt, principal)
                 .await
                 .map_err(into_status)?;
@@ -307,7 +315,7 @@ impl FStoreFlightSql {
             }
             StatementTicket::Query { sql } => sql,
         };
-        let key = (principal.name.clone(), ticket.statement_handle);
+        let key = (principal.session_key(), ticket.statement_handle);
         let plan = async { self.plan_query(&sql, principal).await.map(Ok) };
         self.stream_ticket(key, raw, plan).await
     }
@@ -321,7 +329,7 @@ impl FStoreFlightSql {
             ));
         };
         let result = self
-            .sql()
+            .sql_for(principal)
             .execute(stmt, principal)
             .await
             .map_err(into_status)?;
@@ -340,7 +348,7 @@ impl FStoreFlightSql {
     ) -> Result<FlightInfo, Status> {
         let _permit = self.permit()?;
         let key = (
-            principal.name.clone(),
+            principal.session_key(),
             cmd.prepared_statement_handle.clone(),
         );
         let ticket = any_bytes(&cmd);
@@ -371,7 +379,7 @@ impl FStoreFlightSql {
                 )),
             }
         };
-        self.stream_ticket((principal.name.clone(), handle.clone()), raw, plan)
+        self.stream_ticket((principal.session_key(), handle.clone()), raw, plan)
             .await
     }
 
@@ -440,7 +448,7 @@ impl FStoreFlightSql {
         let replace = ingest_mode(&table, exists, &cmd)?;
         let plan = ingest_plan(messages).await?;
         let text = format!("INGEST INTO {table} (Flight SQL bulk ingest)");
-        let sql = self.sql();
+        let sql = self.sql_for(principal);
         let result = match replace {
             Some(replace) => {
                 sql.create_table_from_plan(&table, plan, replace, &text, principal)
@@ -462,7 +470,7 @@ impl FStoreFlightSql {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let prepared = self.prepared(&req.query, principal).await?;
         // A cached plan was checked for whoever prepared it first.
-        self.sql()
+        self.sql_for(principal)
             .check_prepare(&req.query, &prepared.reads, principal)
             .map_err(into_status)?;
         Ok(ActionCreatePreparedStatementResult {
@@ -474,7 +482,7 @@ impl FStoreFlightSql {
 
     /// `ClosePreparedStatement`: handles are stateless; drops what still waits for a `DoGet`.
     pub fn close_prepared(&self, handle: Bytes, principal: &Principal) {
-        let key = (principal.name.clone(), handle);
+        let key = (principal.session_key(), handle);
         self.caches.planned.invalidate(&key);
         self.caches.looked_up.invalidate(&key);
     }
@@ -516,7 +524,7 @@ fn query_ticket(sql: &str, principal: &Principal) -> (TicketKey, Bytes) {
     let ticket = any_bytes(&TicketStatementQuery {
         statement_handle: handle.clone(),
     });
-    ((principal.name.clone(), handle), ticket)
+    ((principal.session_key(), handle), ticket)
 }
 
 /// Rows affected by a statement; a query sent as an update is run to completion and its

@@ -34,6 +34,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::exec::SqlSession;
+use super::settings::Scope;
 use super::{FStoreStatement, ParsedStatement};
 use crate::engine::{CATALOG, USER_SCHEMA};
 use crate::error::FStoreError;
@@ -343,8 +344,11 @@ impl SqlSession<'_> {
             LogicalPlan::Copy(copy) => {
                 self.check_location(&copy.output_url, Access::Write, principal)
             }
-            LogicalPlan::Statement(Statement::SetVariable(_) | Statement::ResetVariable(_)) => {
-                admin_only("SET and RESET change the settings of every session on this server")
+            LogicalPlan::Statement(Statement::SetVariable(s)) => {
+                self.check_setting(&s.variable, Some(&s.value), principal)
+            }
+            LogicalPlan::Statement(Statement::ResetVariable(s)) => {
+                self.check_setting(&s.variable, None, principal)
             }
             LogicalPlan::Statement(
                 Statement::Prepare(_) | Statement::Execute(_) | Statement::Deallocate(_),
@@ -372,6 +376,30 @@ impl SqlSession<'_> {
                 self.owner_of_relation(&dml.table_name, principal, "writing to")
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Who may `SET` (or `RESET`, when `value` is None) `key` (see [`super::settings`]).
+    fn check_setting(&self, key: &str, value: Option<&str>, principal: &Principal) -> Result<()> {
+        if self.is_admin(principal) {
+            return Ok(());
+        }
+        let denied = |what: &str| -> Result<()> {
+            Err(FStoreError::permission_denied(format!(
+                "SET {key}: {what}; only an administrator may change it"
+            ))
+            .into())
+        };
+        if key.starts_with(super::settings::RUNTIME_PREFIX) {
+            return denied("it is a server setting (memory, disk, caches) every session shares");
+        }
+        match self.scope() {
+            Scope::Engine => denied("it changes the settings of the embedded engine"),
+            Scope::Session(_) | Scope::Sessionless => super::settings::check_user_setting(
+                key,
+                value,
+                self.ctx().copied_config().target_partitions(),
+            ),
         }
     }
 

@@ -13,13 +13,15 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::Result;
-use datafusion::logical_expr::{DdlStatement, LogicalPlan, WriteOp};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
 use object_store::ObjectStoreExt;
 use tracing::warn;
 
 use super::authorize::Reads;
 use super::relations::count_of;
+use super::settings::Scope;
 use super::{FStoreStatement, ParsedStatement};
 use crate::engine::Engine;
 use crate::error::{ErrorKind, FStoreError};
@@ -50,14 +52,44 @@ pub struct StatementResult {
 /// through it (the CLI, the `.slt` suite, Flight SQL), so a statement has one path; it is
 /// where per-session settings and the one authorization point belong. It borrows the engine
 /// and costs nothing to make per request.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct SqlSession<'e> {
     engine: &'e Engine,
+    scope: Scope,
 }
 
 impl<'e> SqlSession<'e> {
+    /// The embedded engine's executor (one user: `SET` changes the engine's context).
     pub fn new(engine: &'e Engine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            scope: Scope::Engine,
+        }
+    }
+
+    /// An executor for a statement of a server session (see [`super::settings`]).
+    pub fn in_scope(engine: &'e Engine, scope: Scope) -> Self {
+        Self { engine, scope }
+    }
+
+    /// The DataFusion session state statements are planned and run with: the engine's,
+    /// with the session's settings applied.
+    pub fn state(&self) -> SessionState {
+        let mut state = self.engine.state();
+        if let Some(settings) = self.scope.changed() {
+            settings.apply(&mut state);
+        }
+        state
+    }
+
+    /// Whether this statement's session changed any setting (plans made for it are not
+    /// shared with other sessions).
+    pub fn has_own_settings(&self) -> bool {
+        self.scope.changed().is_some()
+    }
+
+    pub(super) fn scope(&self) -> &Scope {
+        &self.scope
     }
 }
 
@@ -410,6 +442,12 @@ impl SqlSession<'_> {
             LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) && self.is_managed(&dml) => {
                 self.insert(dml, text, principal).await
             }
+            LogicalPlan::Statement(Statement::SetVariable(s)) if !self.sets_engine(&s.variable) => {
+                self.set_in_session(&s.variable, Some(&s.value))
+            }
+            LogicalPlan::Statement(Statement::ResetVariable(s)) if !self.sets_engine(&s.variable) => {
+                self.set_in_session(&s.variable, None)
+            }
             plan => {
                 let kind = if is_command(&plan) {
                     ResultKind::Command
@@ -424,7 +462,16 @@ impl SqlSession<'_> {
                     let schema = Arc::new(plan.schema().as_arrow().clone());
                     return self.rows(super::lookup::run(self, &direct, &[], &schema).await?);
                 }
-                let df = self.ctx().execute_logical_plan(plan).await?;
+                let df = match plan {
+                    // The session's settings: DataFusion's context would run the plan with
+                    // the server's.
+                    plan if self.has_own_settings()
+                        && !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) =>
+                    {
+                        DataFrame::new(self.state(), plan)
+                    }
+                    plan => self.ctx().execute_logical_plan(plan).await?,
+                };
                 if kind == ResultKind::Command {
                     // Commands take effect when they are executed, not when they are fetched.
                     let batches = df.collect().await?;
@@ -440,6 +487,29 @@ impl SqlSession<'_> {
                 })
             }
         }
+    }
+
+    /// Whether `SET`/`RESET` of `key` changes the engine's context (the embedded engine, and
+    /// the server settings of a server) rather than one session.
+    fn sets_engine(&self, key: &str) -> bool {
+        matches!(self.scope, Scope::Engine) || key.starts_with(super::settings::RUNTIME_PREFIX)
+    }
+
+    /// `SET key = value` (or `RESET key` when `value` is None) in this statement's session
+    /// (already authorized by `check_plan`).
+    fn set_in_session(&self, key: &str, value: Option<&str>) -> Result<StatementResult> {
+        let Scope::Session(settings) = &self.scope else {
+            return Err(FStoreError::invalid(format!(
+                "SET {key}: this request belongs to no session (it carries no bearer token); log in with Handshake first, settings last as long as its token"
+            ))
+            .into());
+        };
+        super::settings::validate(&self.state(), key, value)?;
+        match value {
+            Some(v) => settings.set(key, v),
+            None => settings.reset(key),
+        }
+        self.done(None)
     }
 
     pub(super) async fn create_feature_group(

@@ -18,6 +18,7 @@ pub mod lookup;
 pub mod parser;
 pub mod quality;
 mod relations;
+pub mod settings;
 
 use datafusion::sql::parser::Statement as DFStatement;
 

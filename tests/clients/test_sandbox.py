@@ -123,15 +123,88 @@ def test_allowed_locations_bound_everyone(tmp_path, make_server):
     assert not (elsewhere / "out.csv").exists()
 
 
-def test_only_administrators_change_the_servers_settings(sandboxed):
+def invalid(conn, sql):
+    with conn.cursor() as cur, pytest.raises(Exception) as e:
+        cur.execute(sql)
+        cur.fetchall()
+    assert "(InvalidArgument;" in str(e.value), f"{sql}: {e.value}"
+    return str(e.value)
+
+
+def batch_rows(conn, sql):
+    """The row counts of the batches a query streams (they follow the session's batch size)."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return [b.num_rows for b in cur.fetch_record_batch()]
+
+
+BATCH = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'"
+SERIES = "SELECT value FROM generate_series(1, 100) ORDER BY value"
+
+
+def test_settings_are_per_session(sandboxed):
+    """`SET` applies to the session (the login) that sent it, never to another connection,
+    even of the same user; server settings need an administrator."""
     server, _, _ = sandboxed
     admin = connect(server)
-    ds = connect(server, "ds", DS_PASSWORD)
-    msg = denied(ds, "SET datafusion.execution.batch_size = 1")
-    assert "only an administrator" in msg, msg
-    denied(ds, "RESET datafusion.execution.batch_size")
-    show = "SELECT value FROM information_schema.df_settings WHERE name = 'datafusion.execution.batch_size'"
-    before = run(admin, show)
-    assert before != [("1",)], before
-    run(admin, "SET datafusion.execution.batch_size = 4096")
-    assert run(ds, show) == [("4096",)]
+    ds1 = connect(server, "ds", DS_PASSWORD)
+    ds2 = connect(server, "ds", DS_PASSWORD)
+    default = run(admin, BATCH)
+    assert default == [("8192",)], default
+
+    run(ds1, "SET datafusion.execution.batch_size = 7")
+    assert run(ds1, BATCH) == [("7",)]
+    assert run(ds1, "SHOW datafusion.execution.batch_size") == [("datafusion.execution.batch_size", "7")]
+    # Its queries run with it; the other session of the same user and the admin's do not.
+    assert max(batch_rows(ds1, SERIES)) <= 7 and sum(batch_rows(ds1, SERIES)) == 100
+    assert batch_rows(ds2, SERIES) == [100]
+    assert run(ds2, BATCH) == default and run(admin, BATCH) == default
+    # The same statement text, prepared by both sessions, runs with each session's settings.
+    assert max(batch_rows(ds1, SERIES)) <= 7 and batch_rows(ds2, SERIES) == [100]
+
+    # An administrator's SET is per session too.
+    run(admin, "SET datafusion.execution.batch_size = 50")
+    assert run(admin, BATCH) == [("50",)] and run(ds2, BATCH) == default
+    assert run(ds1, BATCH) == [("7",)]
+    run(ds1, "RESET datafusion.execution.batch_size")
+    assert run(ds1, BATCH) == default and batch_rows(ds1, SERIES) == [100]
+
+    # Settings of the server, or that change how names resolve, need an administrator;
+    # users stay within bounds; a setting that does not exist is a bad request.
+    msg = denied(ds1, "SET datafusion.runtime.memory_limit = '1G'")
+    assert "server setting" in msg, msg
+    denied(ds1, "SET datafusion.catalog.default_schema = 'fstore'")
+    msg = denied(ds1, "SET datafusion.execution.target_partitions = 100000")
+    assert "at most" in msg, msg
+    invalid(ds1, "SET datafusion.execution.batch_size = 0")
+    invalid(ds1, "SET datafusion.execution.no_such_setting = 1")
+    run(ds1, "SET datafusion.execution.target_partitions = 1")
+    assert run(ds1, "SELECT count(*) FROM generate_series(1, 1000)") == [(1000,)]
+    # Nothing leaked: after all this the other sessions still run with the server's settings.
+    assert run(ds2, BATCH) == default
+    assert run(ds2, "SHOW datafusion.execution.target_partitions") == \
+        run(connect(server), "SHOW datafusion.execution.target_partitions")
+
+
+def test_a_request_without_a_session_cannot_set(sandboxed):
+    """Basic credentials on every call (no login, no bearer token): no session to keep a
+    setting in, so SET is refused instead of lasting one request."""
+    import base64
+
+    import pyarrow as pa
+    from pyarrow import flight
+
+    from flight_sql_proto import statement_query
+
+    server, _, _ = sandboxed
+    client = flight.connect(server.uri)
+    basic = base64.b64encode(f"ds:{DS_PASSWORD}".encode()).decode()
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Basic {basic}".encode())])
+
+    def info(sql):
+        return client.get_flight_info(flight.FlightDescriptor.for_command(statement_query(sql)), options)
+
+    with pytest.raises(pa.ArrowInvalid, match="no session"):
+        info("SET datafusion.execution.batch_size = 5")
+    assert client.do_get(info("SELECT 1 AS one").endpoints[0].ticket, options).read_all().num_rows == 1
+    client.close()
