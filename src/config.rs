@@ -34,6 +34,9 @@ pub struct Config {
     /// Deepest expression a statement may hold (longer `a OR b OR …` chains are refused
     /// with `expression too deep`).
     pub max_expression_depth: usize,
+    /// The longest a query may run (`'30s'`, `'5m'`); none: no limit. A session may lower it
+    /// with `SET fstore.query_timeout`.
+    pub query_timeout: Option<String>,
     /// Where statements may read and write (`[security]`).
     pub security: SecurityConfig,
     /// Where lineage events go (`[lineage]`).
@@ -99,6 +102,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             online_store: None,
             max_expression_depth: DEFAULT_MAX_EXPRESSION_DEPTH,
+            query_timeout: None,
             security: SecurityConfig::default(),
             lineage: LineageConfig::default(),
             audit: AuditConfig::default(),

@@ -49,6 +49,9 @@ struct Global {
     /// Deepest expression a statement may hold [default: 1000]
     #[arg(long, global = true, env = "FSTORE_MAX_EXPRESSION_DEPTH")]
     max_expression_depth: Option<usize>,
+    /// The longest a query may run, e.g. 30s or 5m; a session may lower it [default: no limit]
+    #[arg(long, global = true, env = "FSTORE_QUERY_TIMEOUT")]
+    query_timeout: Option<String>,
     /// Log level: error, warn, info, debug, trace (or a tracing filter)
     #[arg(long, global = true, env = "FSTORE_LOG", default_value = "warn")]
     log_level: String,
@@ -136,7 +139,13 @@ fn config_from(global: &Global) -> Result<Config, String> {
     if let Some(d) = global.max_expression_depth {
         config.max_expression_depth = d;
     }
+    if let Some(t) = &global.query_timeout {
+        config.query_timeout = Some(t.clone());
+    }
     config.memory_limit_bytes().map_err(|e| e.to_string())?;
+    if let Some(t) = &config.query_timeout {
+        fstore::engine::options::parse_timeout(t).map_err(|e| fstore::error::user_message(&e))?;
+    }
     Ok(config)
 }
 

@@ -41,7 +41,20 @@ pub async fn run_script(
                 .execute(stmt, &principal)
                 .await?;
             match result.kind {
-                ResultKind::Query => output::print_query(result.df, format, out).await,
+                ResultKind::Query => {
+                    let options = result.df.task_ctx().session_config().options().clone();
+                    let print = output::print_query(result.df, format, out);
+                    match crate::engine::options::query_timeout(&options) {
+                        Some(limit) => tokio::time::timeout(limit, print).await.unwrap_or_else(|_| {
+                            Err(FStoreError::new(
+                                crate::error::ErrorKind::Cancelled,
+                                format!("query stopped: it ran longer than its time limit of {limit:?} (fstore.query_timeout, --query-timeout)"),
+                            )
+                            .into())
+                        }),
+                        None => print.await,
+                    }
+                }
                 ResultKind::Command => output::print_command(result.affected, format, out),
             }
         }

@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod options;
 pub mod planner;
 
 use std::any::{Any, TypeId};
@@ -160,7 +161,10 @@ impl Engine {
             .with_default_catalog_and_schema(CATALOG, USER_SCHEMA)
             .with_create_default_catalog_and_schema(false)
             .with_information_schema(true)
-            .with_target_partitions(partitions.max(1));
+            .with_target_partitions(partitions.max(1))
+            .with_option_extension(options::FStoreOptions {
+                query_timeout: config.query_timeout.clone().unwrap_or_default(),
+            });
         let mut builder = SessionStateBuilder::new()
             .with_config(session_config)
             .with_runtime_env(runtime)

@@ -67,6 +67,7 @@ pub struct Metrics {
     pub rows_sent: AtomicU64,
     pub queries_rejected: AtomicU64,
     pub queries_cancelled: AtomicU64,
+    pub queries_timed_out: AtomicU64,
 }
 
 impl Metrics {
@@ -157,7 +158,7 @@ impl Metrics {
                 "fstore_request_duration_seconds_count{{method=\"{m}\"}} {count}"
             );
         }
-        let gauges: [(&str, &str, i64); 6] = [
+        let gauges: [(&str, &str, i64); 7] = [
             (
                 "fstore_active_queries",
                 "Queries currently streaming results.",
@@ -182,6 +183,11 @@ impl Metrics {
                 "fstore_queries_cancelled_total",
                 "Queries cancelled by clients.",
                 self.queries_cancelled.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "fstore_queries_timed_out_total",
+                "Queries stopped by their time limit (fstore.query_timeout).",
+                self.queries_timed_out.load(Ordering::Relaxed) as i64,
             ),
             (
                 "fstore_online_direct_lookups_total",

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
@@ -117,7 +118,23 @@ pub async fn query_stream(
     metrics: &Arc<Metrics>,
 ) -> Result<DataStream, Status> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.execute_stream().await.map_err(into_status)?;
+    // The session's time limit runs from here: physical planning, then every batch.
+    let limit = crate::engine::options::query_timeout(df.task_ctx().session_config().options());
+    let mut deadline = limit.map(|l| Deadline {
+        sleep: Box::pin(tokio::time::sleep(l)),
+        limit: l,
+    });
+    let batches = match &mut deadline {
+        Some(d) => tokio::select! {
+            b = df.execute_stream() => b,
+            () = d.sleep.as_mut() => {
+                metrics.queries_timed_out.fetch_add(1, Ordering::Relaxed);
+                return Err(d.exceeded());
+            }
+        },
+        None => df.execute_stream().await,
+    }
+    .map_err(into_status)?;
     let counter = Arc::clone(metrics);
     let counted = batches.map(move |b| {
         if let Ok(b) = &b {
@@ -136,6 +153,7 @@ pub async fn query_stream(
     Ok(Box::pin(QueryStream {
         inner: Box::pin(flight),
         cancelled: Box::pin(token.cancelled_owned()),
+        deadline,
         done: false,
         metrics: Arc::clone(metrics),
         _guard: guard,
@@ -143,10 +161,28 @@ pub async fn query_stream(
     }))
 }
 
-/// The result stream of a query: cancellable, and releasing its slot when dropped.
+/// When a query must have finished.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+}
+
+impl Deadline {
+    fn exceeded(&self) -> Status {
+        Status::deadline_exceeded(format!(
+            "query stopped: it ran longer than its time limit of {:?} (fstore.query_timeout, --query-timeout)",
+            self.limit
+        ))
+    }
+}
+
+/// The result stream of a query: cancellable, limited in time, and releasing its slot when
+/// dropped. A cancelled or timed-out query's execution is dropped at once (DataFusion aborts
+/// its tasks), not when the client lets go of the stream.
 struct QueryStream {
     inner: Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send>>,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    deadline: Option<Deadline>,
     done: bool,
     metrics: Arc<Metrics>,
     _guard: RunningGuard,
@@ -161,17 +197,35 @@ impl Stream for QueryStream {
             return Poll::Ready(None);
         }
         if self.cancelled.as_mut().poll(cx).is_ready() {
-            self.done = true;
+            self.stop();
             self.metrics
                 .queries_cancelled
                 .fetch_add(1, Ordering::Relaxed);
             return Poll::Ready(Some(Err(Status::cancelled("query cancelled"))));
+        }
+        if let Some(d) = &mut self.deadline
+            && d.sleep.as_mut().poll(cx).is_ready()
+        {
+            let status = d.exceeded();
+            self.stop();
+            self.metrics
+                .queries_timed_out
+                .fetch_add(1, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(status)));
         }
         let next = self.inner.as_mut().poll_next(cx);
         if matches!(next, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
             self.done = true;
         }
         next
+    }
+}
+
+impl QueryStream {
+    /// Ends the stream and drops the execution behind it now.
+    fn stop(&mut self) {
+        self.done = true;
+        self.inner = Box::pin(futures::stream::empty());
     }
 }
 

@@ -398,7 +398,7 @@ impl SqlSession<'_> {
             Scope::Session(_) | Scope::Sessionless => super::settings::check_user_setting(
                 key,
                 value,
-                self.ctx().copied_config().target_partitions(),
+                self.ctx().copied_config().options(),
             ),
         }
     }

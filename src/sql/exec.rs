@@ -13,7 +13,6 @@ use datafusion::arrow::array::{RecordBatch, UInt64Array};
 use datafusion::common::TableReference;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::Result;
-use datafusion::execution::SessionState;
 use datafusion::logical_expr::{DdlStatement, LogicalPlan, Statement, WriteOp};
 use datafusion::sql::parser::Statement as DFStatement;
 use object_store::ObjectStoreExt;
@@ -54,8 +53,8 @@ pub struct StatementResult {
 /// and costs nothing to make per request.
 #[derive(Clone)]
 pub struct SqlSession<'e> {
-    engine: &'e Engine,
-    scope: Scope,
+    pub(super) engine: &'e Engine,
+    pub(super) scope: Scope,
 }
 
 impl<'e> SqlSession<'e> {
@@ -70,26 +69,6 @@ impl<'e> SqlSession<'e> {
     /// An executor for a statement of a server session (see [`super::settings`]).
     pub fn in_scope(engine: &'e Engine, scope: Scope) -> Self {
         Self { engine, scope }
-    }
-
-    /// The DataFusion session state statements are planned and run with: the engine's,
-    /// with the session's settings applied.
-    pub fn state(&self) -> SessionState {
-        let mut state = self.engine.state();
-        if let Some(settings) = self.scope.changed() {
-            settings.apply(&mut state);
-        }
-        state
-    }
-
-    /// Whether this statement's session changed any setting (plans made for it are not
-    /// shared with other sessions).
-    pub fn has_own_settings(&self) -> bool {
-        self.scope.changed().is_some()
-    }
-
-    pub(super) fn scope(&self) -> &Scope {
-        &self.scope
     }
 }
 
@@ -487,29 +466,6 @@ impl SqlSession<'_> {
                 })
             }
         }
-    }
-
-    /// Whether `SET`/`RESET` of `key` changes the engine's context (the embedded engine, and
-    /// the server settings of a server) rather than one session.
-    fn sets_engine(&self, key: &str) -> bool {
-        matches!(self.scope, Scope::Engine) || key.starts_with(super::settings::RUNTIME_PREFIX)
-    }
-
-    /// `SET key = value` (or `RESET key` when `value` is None) in this statement's session
-    /// (already authorized by `check_plan`).
-    fn set_in_session(&self, key: &str, value: Option<&str>) -> Result<StatementResult> {
-        let Scope::Session(settings) = &self.scope else {
-            return Err(FStoreError::invalid(format!(
-                "SET {key}: this request belongs to no session (it carries no bearer token); log in with Handshake first, settings last as long as its token"
-            ))
-            .into());
-        };
-        super::settings::validate(&self.state(), key, value)?;
-        match value {
-            Some(v) => settings.set(key, v),
-            None => settings.reset(key),
-        }
-        self.done(None)
     }
 
     pub(super) async fn create_feature_group(

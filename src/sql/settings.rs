@@ -16,10 +16,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use datafusion::common::config::ConfigField;
+use datafusion::common::config::{ConfigField, ConfigOptions};
 use datafusion::error::Result;
 use datafusion::execution::{FunctionRegistry, SessionState};
 
+use super::exec::{SqlSession, StatementResult};
+use crate::engine::options;
 use crate::error::FStoreError;
 
 /// The prefix of the settings that belong to the server (memory, disk, caches).
@@ -99,6 +101,51 @@ impl Scope {
     }
 }
 
+impl SqlSession<'_> {
+    /// The DataFusion session state statements are planned and run with: the engine's,
+    /// with the session's settings applied.
+    pub fn state(&self) -> SessionState {
+        let mut state = self.engine.state();
+        if let Some(settings) = self.scope.changed() {
+            settings.apply(&mut state);
+        }
+        state
+    }
+
+    /// Whether this statement's session changed any setting (plans made for it are not
+    /// shared with other sessions).
+    pub fn has_own_settings(&self) -> bool {
+        self.scope.changed().is_some()
+    }
+
+    pub(super) fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// Whether `SET`/`RESET` of `key` changes the engine's context (the embedded engine, and
+    /// the server settings of a server) rather than one session.
+    pub(super) fn sets_engine(&self, key: &str) -> bool {
+        matches!(self.scope, Scope::Engine) || key.starts_with(RUNTIME_PREFIX)
+    }
+
+    /// `SET key = value` (or `RESET key` when `value` is None) in this statement's session
+    /// (already authorized by `check_plan`).
+    pub(super) fn set_in_session(&self, key: &str, value: Option<&str>) -> Result<StatementResult> {
+        let Scope::Session(settings) = &self.scope else {
+            return Err(FStoreError::invalid(format!(
+                "SET {key}: this request belongs to no session (it carries no bearer token); log in with Handshake first, settings last as long as its token"
+            ))
+            .into());
+        };
+        validate(&self.state(), key, value)?;
+        match value {
+            Some(v) => settings.set(key, v),
+            None => settings.reset(key),
+        }
+        self.done(None)
+    }
+}
+
 /// Re-initialises the functions whose behaviour depends on the settings (the time zone of
 /// `now()`, …), as DataFusion's own `SET` does.
 fn refresh_functions(state: &mut SessionState) {
@@ -116,10 +163,12 @@ fn refresh_functions(state: &mut SessionState) {
 /// Checks that `key = value` is a setting DataFusion knows with a value it accepts, by
 /// applying it to a copy of `state`'s settings.
 pub fn validate(state: &SessionState, key: &str, value: Option<&str>) -> Result<()> {
-    let mut options = state.config().options().as_ref().clone();
+    let mut copy = state.config().options().as_ref().clone();
     match value {
-        Some(v) => options.set(key, v)?,
-        None => options.reset(key)?,
+        Some(v) => copy.set(key, v)?,
+        // DataFusion resets only its own namespace; FStore's settings exist if they can be set.
+        None if key.starts_with(options::PREFIX) => copy.set(key, "")?,
+        None => copy.reset(key)?,
     }
     Ok(())
 }
@@ -135,7 +184,7 @@ pub const MAX_USER_BATCH_SIZE: usize = 1 << 20;
 
 /// Whether a non-administrator may `SET`/`RESET` `key` (to `value`), given the server's
 /// partition count.
-pub fn check_user_setting(key: &str, value: Option<&str>, server_partitions: usize) -> Result<()> {
+pub fn check_user_setting(key: &str, value: Option<&str>, server: &ConfigOptions) -> Result<()> {
     const QUERY: [&str; 5] = [
         "datafusion.execution.",
         "datafusion.optimizer.",
@@ -143,15 +192,30 @@ pub fn check_user_setting(key: &str, value: Option<&str>, server_partitions: usi
         "datafusion.format.",
         "datafusion.sql_parser.",
     ];
-    if !QUERY.iter().any(|p| key.starts_with(p)) {
+    if !QUERY.iter().any(|p| key.starts_with(p)) && key != options::QUERY_TIMEOUT {
         return Err(FStoreError::permission_denied(format!(
-            "SET {key}: only an administrator may change it (a user may change the query settings: datafusion.execution.*, optimizer.*, explain.*, format.*, sql_parser.*)"
+            "SET {key}: only an administrator may change it (a user may change the query settings: datafusion.execution.*, optimizer.*, explain.*, format.*, sql_parser.*, and lower fstore.query_timeout)"
         ))
         .into());
     }
     let Some(value) = value else {
         return Ok(());
     };
+    if key == options::QUERY_TIMEOUT {
+        // A user may shorten the server's limit, not lift it.
+        return match (options::query_timeout(server), options::parse_timeout(value)?) {
+            (Some(limit), None) => Err(FStoreError::permission_denied(format!(
+                "SET {key} = '{value}': the server limits queries to {limit:?}; a user may set a shorter limit, not none"
+            ))
+            .into()),
+            (Some(limit), Some(t)) if t > limit => Err(FStoreError::permission_denied(format!(
+                "SET {key} = '{value}': at most {limit:?}, the server's limit (an administrator may set more)"
+            ))
+            .into()),
+            _ => Ok(()),
+        };
+    }
+    let server_partitions = server.execution.target_partitions;
     let bounded = |max: usize| -> Result<()> {
         match value.trim().parse::<usize>() {
             Ok(n) if n > max => Err(FStoreError::permission_denied(format!(

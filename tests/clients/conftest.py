@@ -128,3 +128,19 @@ def wait_until(predicate, timeout=10.0, interval=0.05):
             pass
         time.sleep(interval)
     return predicate()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def assert_idle(server):
+    """The server does (almost) no work: over two seconds, after one to settle, it burns under
+    half a second of CPU (a query still running would burn two cores)."""
+    time.sleep(1.0)
+    before = cpu_seconds(server.proc.pid)
+    time.sleep(2.0)
+    burnt = cpu_seconds(server.proc.pid) - before
+    assert burnt < 0.5, f"the server kept working on the stopped query: {burnt:.2f} s CPU in 2 s"

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-from conftest import ADMIN_PASSWORD, connect, wait_until
+from conftest import ADMIN_PASSWORD, assert_idle, connect, wait_until
 from flight_sql_proto import (any_message, cancel_flight_info_request, cancel_query_request, field,
                               first_varint_field, statement_query)
 
@@ -300,6 +300,7 @@ def test_cancelling_a_long_query_stops_it_and_frees_its_memory(server):
             flight.Action("CancelFlightInfo", cancel_flight_info_request(info.serialize())), options)))
     exc = _read_until_cancelled(reader)
     canceller.join()
+    assert_idle(server)  # the sort stopped within a second of the cancel
     assert isinstance(exc, KeyboardInterrupt) or "query cancelled" in str(exc)
     assert outcome["ready"], "the query never reserved memory"
     assert first_varint_field(outcome["result"][0].body.to_pybytes()) == 1  # CANCELLED
@@ -333,6 +334,7 @@ def test_client_disconnect_stops_the_query(server):
     canceller, outcome = _cancel_when(lambda: _memory_reserved(server), reader.cancel)
     _read_until_cancelled(reader)
     canceller.join()
+    assert_idle(server)  # the sort stopped within a second of the disconnect
     assert outcome["ready"]
     client.close()
     assert wait_until(lambda: server.metrics()["fstore_active_queries"] == 0, timeout=30)

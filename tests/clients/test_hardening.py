@@ -1,12 +1,15 @@
 """No input ends the server: generated deep expressions and a fuzz of FStore's grammar,
 through a real Flight SQL client (ADBC), with the server answering `SELECT 1` afterwards."""
+import os
 import random
 import re
+import subprocess
+import time
 
 import adbc_driver_manager
 import pytest
 
-from conftest import connect
+from conftest import assert_idle, connect
 
 # The shapes BI tools and feature pipelines generate, at sizes that used to kill the server.
 GENERATED = {
@@ -24,6 +27,12 @@ def alive(server):
     with connect(server) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
         assert cur.fetchall() == [(1,)]
+
+
+def query(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
 
 
 def run(server, sql):
@@ -228,3 +237,66 @@ def test_garbage_flight_sql_commands_are_invalid_argument(make_server):
             assert "grpc_status:13" not in str(e), f"request {i} answered INTERNAL: {e}"
     print("garbage outcomes", codes)
     alive(server)
+
+
+# Computed row by row (no statistics shortcut), far longer than any limit below.
+LONG = "SELECT sum(value % 7) FROM generate_series(1, 20000000000)"
+
+
+def timed_out(conn, sql, limit):
+    """The query fails with its time limit named, and the server stops working on it: over
+    the two seconds after the error it burns almost no CPU (a running query burns two cores)."""
+    started = time.time()
+    with conn.cursor() as cur, pytest.raises(adbc_driver_manager.Error) as e:
+        cur.execute(sql)
+        cur.fetchall()
+    elapsed = time.time() - started
+    assert f"time limit of {limit}" in str(e.value), str(e.value)
+    assert elapsed < 30, elapsed
+    return str(e.value), elapsed
+
+
+def test_query_timeout_stops_the_query_and_its_work(make_server):
+    server = make_server("--query-timeout", "3s")
+    with connect(server) as admin, admin.cursor() as cur:
+        cur.execute("CREATE USER ds WITH PASSWORD 'ds-password-1'")
+    with connect(server, "ds", "ds-password-1") as ds, connect(server, "ds", "ds-password-1") as other:
+        assert query(ds, "SHOW fstore.query_timeout") == [("fstore.query_timeout", "3s")]
+        assert query(ds, "SELECT sum(value) FROM generate_series(1, 1000)") == [(500500,)]
+        msg, elapsed = timed_out(ds, LONG, "3s")
+        assert elapsed >= 2.9, elapsed
+        assert_idle(server)
+
+        # A session may shorten its limit, not lift or lengthen it; other sessions keep theirs.
+        query(ds, "SET fstore.query_timeout = '1s'")
+        assert query(ds, "SHOW fstore.query_timeout") == [("fstore.query_timeout", "1s")]
+        assert query(other, "SHOW fstore.query_timeout") == [("fstore.query_timeout", "3s")]
+        _, elapsed = timed_out(ds, LONG, "1s")
+        assert elapsed < 2.9, elapsed
+        assert_idle(server)
+        for value in ("1h", "none"):
+            with pytest.raises(adbc_driver_manager.Error, match=r"(server's limit|server limits).*PermissionDenied"):
+                query(ds, f"SET fstore.query_timeout = '{value}'")
+        with pytest.raises(adbc_driver_manager.Error, match=r"soon.*InvalidArgument"):
+            query(ds, "SET fstore.query_timeout = 'soon'")
+        query(ds, "RESET fstore.query_timeout")
+        assert query(ds, "SHOW fstore.query_timeout") == [("fstore.query_timeout", "3s")]
+    # An administrator may lift it for a session.
+    with connect(server) as admin:
+        query(admin, "SET fstore.query_timeout = 'none'")
+        assert query(admin, "SHOW fstore.query_timeout") == [("fstore.query_timeout", "none")]
+    assert server.metrics()["fstore_queries_timed_out_total"] == 2
+    alive(server)
+
+
+def test_the_cli_applies_the_query_timeout(tmp_path):
+    from conftest import FSTORE_BIN
+    started = time.time()
+    r = subprocess.run([FSTORE_BIN, "--warehouse", str(tmp_path / "wh"), "--query-timeout", "1s",
+                        "sql", "-c", LONG], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "time limit of 1s" in r.stderr, r.stderr
+    assert r.stdout == ""
+    assert time.time() - started < 30
+    r = subprocess.run([FSTORE_BIN, "--warehouse", str(tmp_path / "wh"), "--query-timeout", "later",
+                        "sql", "-c", "SELECT 1"], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "query timeout" in r.stderr and "later" in r.stderr, r.stderr
