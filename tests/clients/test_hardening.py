@@ -300,3 +300,28 @@ def test_the_cli_applies_the_query_timeout(tmp_path):
     r = subprocess.run([FSTORE_BIN, "--warehouse", str(tmp_path / "wh"), "--query-timeout", "later",
                         "sql", "-c", "SELECT 1"], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "query timeout" in r.stderr and "later" in r.stderr, r.stderr
+
+
+def test_shutdown_does_not_wait_for_an_abandoned_query(make_server):
+    """A client that gave up on a long query leaves no work behind: SIGTERM ends the server
+    at once (a query still being read gets the grace period, then is cancelled)."""
+    import signal
+
+    import pyarrow.flight as flight
+
+    from conftest import ADMIN_PASSWORD
+    from flight_sql_proto import statement_query
+
+    server = make_server()
+    client = flight.connect(server.uri)
+    token = client.authenticate_basic_token(b"admin", ADMIN_PASSWORD.encode())
+    options = flight.FlightCallOptions(headers=[token], timeout=1.5)
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(statement_query(LONG)), options)
+    with pytest.raises(flight.FlightTimedOutError):
+        client.do_get(info.endpoints[0].ticket, options).read_all()
+    assert_idle(server)
+    started = time.time()
+    server.proc.send_signal(signal.SIGTERM)
+    server.proc.wait(timeout=30)
+    assert time.time() - started < 3, time.time() - started
+    assert server.proc.returncode == 0
