@@ -28,6 +28,36 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+/// `context` for the input of the numbering: file scans below it read exactly their own file
+/// groups. (DataFusion lets an idle partition's scan take files from a sibling's group at run
+/// time, "work stealing"; which partition reads which rows would then depend on timing, and
+/// so would every tie `last` breaks.)
+fn without_work_stealing(context: &Arc<TaskContext>) -> Arc<TaskContext> {
+    if !context
+        .session_config()
+        .options()
+        .execution
+        .enable_file_stream_work_stealing
+    {
+        return Arc::clone(context);
+    }
+    let mut config = context.session_config().clone();
+    config
+        .options_mut()
+        .execution
+        .enable_file_stream_work_stealing = false;
+    Arc::new(TaskContext::new(
+        context.task_id(),
+        context.session_id(),
+        config,
+        context.scalar_functions().clone(),
+        context.higher_order_functions().clone(),
+        context.aggregate_functions().clone(),
+        context.window_functions().clone(),
+        context.runtime_env(),
+    ))
+}
+
 /// The name of the tie-break column.
 pub const SEQ_COLUMN: &str = "__fstore_seq";
 
@@ -183,15 +213,18 @@ impl ExecutionPlan for RowSequenceExec {
         let out_schema = Arc::clone(&schema);
         let base = (partition as u64) << 40;
         let mut next = 0u64;
-        let stream = self.input.execute(partition, context)?.map(move |batch| {
-            let batch = batch?;
-            let n = batch.num_rows() as u64;
-            let seq = UInt64Array::from_iter_values((next..next + n).map(|i| base | i));
-            next += n;
-            let mut columns = batch.columns().to_vec();
-            columns.push(Arc::new(seq));
-            Ok(RecordBatch::try_new(Arc::clone(&out_schema), columns)?)
-        });
+        let stream = self
+            .input
+            .execute(partition, without_work_stealing(&context))?
+            .map(move |batch| {
+                let batch = batch?;
+                let n = batch.num_rows() as u64;
+                let seq = UInt64Array::from_iter_values((next..next + n).map(|i| base | i));
+                next += n;
+                let mut columns = batch.columns().to_vec();
+                columns.push(Arc::new(seq));
+                Ok(RecordBatch::try_new(Arc::clone(&out_schema), columns)?)
+            });
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }
