@@ -173,6 +173,27 @@ fn output_names(groups: &[GroupRequest], spine_columns: &[String]) -> Vec<Vec<St
         .collect()
 }
 
+/// The output names of the requested features that count (`count`, `count(*)`,
+/// `count_distinct` windows): for an entity without events they are 0, not NULL, wherever the
+/// value comes from (a training set, or the online store for an entity it does not hold).
+pub(crate) fn counted_outputs(groups: &[GroupRequest], spine_columns: &[String]) -> Vec<String> {
+    let names = output_names(groups, spine_columns);
+    let mut out = Vec::new();
+    for (g, names) in groups.iter().zip(names) {
+        for (f, name) in g.features.iter().zip(names) {
+            let counts = g.def.features.iter().any(|d| {
+                &d.name == f
+                    && matches!(&d.kind, crate::registry::FeatureKind::Window { agg, .. }
+                        if matches!(agg.as_str(), "count" | "count_star" | "count_distinct"))
+            });
+            if counts {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 /// The spine's columns, unqualified, as expressions of a plan whose spine part is qualified
 /// by [`SPINE`].
 fn spine_col(name: &str) -> Expr {

@@ -50,6 +50,8 @@ struct LookupMsg {
     keep_missing: bool,
     #[prost(message, optional, tag = "9")]
     projection: Option<Indices>,
+    #[prost(string, repeated, tag = "10")]
+    zero_when_missing: Vec<String>,
 }
 
 fn schema_of(msg: Option<&SchemaMsg>, what: &str) -> Result<Arc<Schema>> {
@@ -107,6 +109,7 @@ impl PhysicalExtensionCodec for OnlinePhysicalCodec {
             key_columns: m.key_columns,
             cache_ttl: m.cache_ttl_micros,
             schema: schema_of(m.target_schema.as_ref(), "target schema")?,
+            zero_when_missing: m.zero_when_missing,
         };
         Ok(Arc::new(OnlineLookupExec::new(
             target,
@@ -142,6 +145,7 @@ impl PhysicalExtensionCodec for OnlinePhysicalCodec {
                 .collect(),
             keep_missing: exec.keep_missing,
             projection: Indices::of(exec.projection.as_deref()),
+            zero_when_missing: target.zero_when_missing.clone(),
         };
         encode_message(&msg, buf, "OnlineLookupExec")
     }

@@ -22,7 +22,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, col,
 
 use super::{FEATURE_TS, MATERIALIZED_AT};
 use crate::error::FStoreError;
-use crate::features::training::{GroupRequest, plan_over_spine, resolve_list};
+use crate::features::training::{GroupRequest, counted_outputs, plan_over_spine, resolve_list};
 use crate::registry::{FeatureGroup, FeatureSetVersion, RegistryState, quote_ident};
 
 /// The spine's time column (dropped from the output).
@@ -41,6 +41,14 @@ pub fn materialized_at_type() -> DataType {
 }
 
 /// The groups of a set version and their common entity key.
+/// The feature columns of a set's online rows that are 0, not NULL, for an entity the store
+/// does not hold (counts; see `counted_outputs`).
+pub(crate) fn zero_when_missing(groups: &[GroupRequest], keys: &[String]) -> Vec<String> {
+    let mut spine: Vec<String> = keys.to_vec();
+    spine.extend([FEATURE_TS.to_string(), AS_OF.to_string()]);
+    counted_outputs(groups, &spine)
+}
+
 pub(crate) fn set_groups(
     state: &RegistryState,
     set: &FeatureSetVersion,

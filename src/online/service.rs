@@ -20,7 +20,9 @@ use crate::registry::{
 };
 
 /// An online set version's output schema and key columns.
-pub type Shape = (SchemaRef, Vec<String>);
+/// A set version's online row shape: schema, key columns, and the columns that are 0 for an
+/// entity the store does not hold.
+pub type Shape = (SchemaRef, Vec<String>, Vec<String>);
 
 /// See the module header.
 pub struct OnlineService {
@@ -121,11 +123,11 @@ impl OnlineService {
             .cloned()
     }
 
-    pub fn cache_shape(&self, set: &str, version: u64, schema: SchemaRef, keys: Vec<String>) {
+    pub fn cache_shape(&self, set: &str, version: u64, shape: Shape) {
         self.shapes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert((set.to_string(), version), (schema, keys));
+            .insert((set.to_string(), version), shape);
     }
 
     fn lock_of(&self, set: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -265,6 +267,7 @@ impl OnlineService {
         let set = state.feature_set(&format!("{}@{}", config.set, config.version))?;
         let session = engine.state();
         let (groups, keys) = super::materialize::set_groups(&state, set)?;
+        let zeros = super::materialize::zero_when_missing(&groups, &keys);
         let marks = super::incremental::source_marks(&state, &groups);
         // Incremental when the previous run of this version is the snapshot served here.
         let incremental = match (&marks, &self.embedded) {
@@ -365,8 +368,7 @@ impl OnlineService {
         self.cache_shape(
             &config.set,
             config.version,
-            schema,
-            info.key_columns.clone(),
+            (schema, info.key_columns.clone(), zeros),
         );
         self.store.publish(Snapshot { info, batch }).await?;
         Ok((rows, mode, marks.unwrap_or_default()))

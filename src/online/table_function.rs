@@ -68,6 +68,9 @@ pub struct OnlineTarget {
     pub cache_ttl: Option<i64>,
     /// Output schema (before projection).
     pub schema: SchemaRef,
+    /// Feature columns that are 0, not NULL, for an entity the store does not hold (counts:
+    /// what a training set gives for an entity without events).
+    pub zero_when_missing: Vec<String>,
 }
 
 impl OnlineFeatures {
@@ -80,20 +83,24 @@ impl OnlineFeatures {
             }
             return Err(not_online(set).into());
         };
-        let (schema, keys) = match self.service.cached_shape(set, config.version) {
+        let (schema, keys, zeros) = match self.service.cached_shape(set, config.version) {
             Some(shape) => shape,
             None => {
                 let fs = state.feature_set(&format!("{}@{}", config.set, config.version))?;
-                let (_, keys) = crate::online::materialize::set_groups(&state, fs)?;
+                let (groups, keys) = crate::online::materialize::set_groups(&state, fs)?;
+                let zeros = crate::online::materialize::zero_when_missing(&groups, &keys);
                 let session = session_state(session, F)?;
                 let plan = plan_now(
                     F,
                     crate::online::materialize::plan(session, &state, fs, 0, 0),
                 )?;
                 let s = crate::online::materialize::schema_of(&plan);
-                self.service
-                    .cache_shape(set, config.version, Arc::clone(&s), keys.clone());
-                (s, keys)
+                self.service.cache_shape(
+                    set,
+                    config.version,
+                    (Arc::clone(&s), keys.clone(), zeros.clone()),
+                );
+                (s, keys, zeros)
             }
         };
         Ok(OnlineTarget {
@@ -102,6 +109,7 @@ impl OnlineFeatures {
             key_columns: keys,
             cache_ttl: config.cache_ttl.as_ref().map(|t| t.micros),
             schema,
+            zero_when_missing: zeros,
         })
     }
 }
@@ -387,6 +395,17 @@ fn shape(
         let mut array = from_store.unwrap_or_else(|| new_null_array(field.data_type(), n));
         if stale && key_index.is_none() && name != FEATURE_TS && name != MATERIALIZED_AT {
             array = new_null_array(field.data_type(), n);
+        }
+        if key_index.is_none()
+            && keep_missing
+            && materialized_at.is_some()
+            && hit.iter().any(|h| !h)
+            && target.zero_when_missing.iter().any(|z| z == name)
+        {
+            // A count of an entity without events is 0, as in a training set.
+            let zero = ScalarValue::new_zero(field.data_type())?.to_array_of_size(n)?;
+            let mask: BooleanArray = hit.iter().map(|h| Some(*h)).collect();
+            array = datafusion::arrow::compute::kernels::zip::zip(&mask, &array, &zero)?;
         }
         if let Some(k) = key_index
             && keep_missing
