@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use async_trait::async_trait;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array,
@@ -147,6 +147,9 @@ impl TableFunctionImpl for OnlineFeatures {
                     "{F}: more than {MAX_KEYS} keys in one lookup"
                 )));
             }
+            for (i, v) in values.iter().enumerate() {
+                check_key_type(&target, &target.key_columns[i % n], v)?;
+            }
             Some(
                 values
                     .chunks(n)
@@ -218,6 +221,54 @@ fn key_filter(e: &Expr, keys: &[String]) -> Option<(usize, Vec<ScalarValue>)> {
     }
 }
 
+/// A key given as an argument must be a value of its key column's type, exactly: `'abc'` or
+/// `5.5` for an integer key would match nothing, silently. NULL matches nothing, as in SQL.
+fn check_key_type(target: &OnlineTarget, column: &str, v: &ScalarValue) -> Result<()> {
+    if v.is_null() {
+        return Ok(());
+    }
+    let field = target.schema.field_with_name(column)?;
+    let to = field.data_type();
+    let options = datafusion::arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let exact = v.cast_to_with_options(to, &options).ok().filter(|c| {
+        // A number must come back unchanged (5.5 is no integer key); text need only parse.
+        !v.data_type().is_numeric() || c.cast_to(&v.data_type()).ok().as_ref() == Some(v)
+    });
+    if exact.is_none() {
+        return Err(invalid(format!(
+            "{F}('{}'): key {v} is not a value of key column {column} ({to})",
+            target.set
+        )));
+    }
+    Ok(())
+}
+
+/// The type `key` is cast to where `filter` compares it (`CAST(key AS t) = …`, `… IN (…)`).
+fn cast_key(filter: &Expr, key: &str) -> Option<DataType> {
+    let cast_of = |e: &Expr| match e {
+        Expr::Cast(c) if matches!(c.expr.as_ref(), Expr::Column(col) if col.name == key) => {
+            Some(c.field.data_type().clone())
+        }
+        Expr::TryCast(c) if matches!(c.expr.as_ref(), Expr::Column(col) if col.name == key) => {
+            Some(c.field.data_type().clone())
+        }
+        _ => None,
+    };
+    match filter {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::Eq => {
+            cast_of(left).or_else(|| cast_of(right))
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if *op == Operator::Or => {
+            cast_key(left, key).or_else(|| cast_key(right, key))
+        }
+        Expr::InList(l) if !l.negated => cast_of(&l.expr),
+        _ => None,
+    }
+}
+
 /// The keys asked for by `filters` (every key column restricted), or an error.
 pub fn keys_of_filters(target: &OnlineTarget, filters: &[Expr]) -> Result<Vec<EntityKey>> {
     let n = target.key_columns.len();
@@ -238,6 +289,21 @@ pub fn keys_of_filters(target: &OnlineTarget, filters: &[Expr]) -> Result<Vec<En
     for (i, c) in per_column.into_iter().enumerate() {
         match c {
             Some(v) => columns.push(v),
+            None if let Some(e) = filters
+                .iter()
+                .find_map(|f| cast_key(f, &target.key_columns[i])) =>
+            {
+                // `k IN (5, 6)` over a string key is planned as CAST(k AS BIGINT) IN (5, 6): a
+                // comparison no exact lookup can answer ('05' would match). Say so.
+                let field = target.schema.field_with_name(&target.key_columns[i])?;
+                return Err(invalid(format!(
+                    "{F}('{}'): key column {} is {} but is compared as {e}; compare it with values of its own type (e.g. {} IN ('5', '6') for a string key)",
+                    target.set,
+                    field.name(),
+                    field.data_type(),
+                    field.name()
+                )));
+            }
             None => {
                 return Err(invalid(format!(
                     "{F}('{}'): lookups need the entity key: add WHERE {} = … or {} IN (…) (an online set is never scanned; its key: {})",
@@ -293,6 +359,15 @@ impl TableProvider for OnlineFeaturesTable {
             .map(|f| {
                 if self.fixed.is_none() && key_filter(f, &self.target.key_columns).is_some() {
                     TableProviderFilterPushDown::Exact
+                } else if self.fixed.is_none()
+                    && self
+                        .target
+                        .key_columns
+                        .iter()
+                        .any(|k| cast_key(f, k).is_some())
+                {
+                    // Seen by `scan`, which explains why no lookup answers it.
+                    TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
                 }
