@@ -225,7 +225,7 @@ pub fn show_feature_sets(state: &RegistryState) -> Result<RecordBatch> {
 }
 
 /// `DESCRIBE FEATURE SET`: one row per feature, with its pinned group's definition.
-pub fn describe_feature_set(set: &FeatureSetVersion) -> Result<RecordBatch> {
+pub fn describe_feature_set(set: &FeatureSetVersion, latest: u64) -> Result<RecordBatch> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("feature", DataType::Utf8, false),
         Field::new("feature_group", DataType::Utf8, false),
@@ -233,6 +233,14 @@ pub fn describe_feature_set(set: &FeatureSetVersion) -> Result<RecordBatch> {
         Field::new("data_type", DataType::Utf8, false),
         Field::new("definition", DataType::Utf8, true),
         Field::new("description", DataType::Utf8, true),
+        // The version described and the set's own metadata, the same on every row (its
+        // creation time is in `feature_set_versions`).
+        Field::new("set_version", DataType::UInt64, false),
+        Field::new("latest_version", DataType::UInt64, false),
+        Field::new("author", DataType::Utf8, false),
+        Field::new("set_description", DataType::Utf8, true),
+        Field::new("tags", list_type(), false),
+        Field::new("metadata", DataType::Utf8, false),
     ]));
     let mut rows = Vec::new();
     for f in &set.features {
@@ -267,6 +275,12 @@ pub fn describe_feature_set(set: &FeatureSetVersion) -> Result<RecordBatch> {
             strings(rows.iter().map(|r| Some(r.3.clone()))),
             strings(rows.iter().map(|r| r.4.clone())),
             strings(rows.iter().map(|r| r.5.clone())),
+            Arc::new(UInt64Array::from_value(set.version, rows.len())),
+            Arc::new(UInt64Array::from_value(latest, rows.len())),
+            strings(rows.iter().map(|_| Some(set.author.clone()))),
+            strings(rows.iter().map(|_| set.description.clone())),
+            lists(rows.iter().map(|_| set.tags.as_slice())),
+            strings(rows.iter().map(|_| Some(metadata_text(&set.metadata)))),
         ],
     )?)
 }

@@ -176,9 +176,9 @@ impl SqlSession<'_> {
             FStoreStatement::DescribeFeatureSet { reference } => {
                 // `authorize` checked SELECT on the version it names.
                 let state = self.registry().state();
-                self.rows(crate::features::sets::describe_feature_set(
-                    state.feature_set(reference)?,
-                )?)
+                let set = state.feature_set(reference)?;
+                let latest = state.feature_set(&set.name)?.version;
+                self.rows(crate::features::sets::describe_feature_set(set, latest)?)
             }
             FStoreStatement::CreateFeatureGroup(c) => {
                 self.create_feature_group(c, stmt.sql(), principal).await
