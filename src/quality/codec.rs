@@ -36,6 +36,9 @@ struct DriftCheckMsg {
     categories: Vec<String>,
     #[prost(uint64, repeated, tag = "5")]
     counts: Vec<u64>,
+    /// Why the feature is not compared, when it is not.
+    #[prost(string, optional, tag = "6")]
+    skipped: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -80,6 +83,7 @@ fn drift_msg(d: &Drift) -> DriftMsg {
                     m.categorical = true;
                     (m.categories, m.counts) = v.iter().cloned().unzip();
                 }
+                Reference::Skipped(why) => m.skipped = Some(why.clone()),
             }
             m
         })
@@ -97,7 +101,9 @@ fn drift_of(m: DriftMsg) -> Result<Drift> {
         .into_iter()
         .map(|c| Check {
             feature: c.feature,
-            reference: if c.categorical {
+            reference: if let Some(why) = c.skipped {
+                Reference::Skipped(why)
+            } else if c.categorical {
                 Reference::Categorical(c.categories.into_iter().zip(c.counts).collect())
             } else {
                 Reference::Numeric(c.values.into_iter().zip(c.counts).collect())

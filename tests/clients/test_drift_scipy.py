@@ -141,7 +141,9 @@ def test_check_drift_matches_scipy(warehouse, data_dir, case):
     assert d_diff <= STATISTIC_TOLERANCE
     assert p_diff <= P_VALUE_TOLERANCE
     assert ks["x"]["drifted"] == (float(want.pvalue) < 0.05)
-    assert set(ks) == {"x"}  # ks_test compares numeric features only
+    # ks_test compares numeric features only; the categorical one is reported as skipped.
+    assert set(ks) == {"x", "cat"}
+    assert "statistic" not in ks["cat"] and ks["cat"]["note"].startswith("skipped: categorical feature")
 
     psi, _ = check(warehouse, case, "psi", 0.2)
     want_psi = psi_reference(base, cur)
@@ -167,6 +169,20 @@ def test_check_drift_matches_scipy(warehouse, data_dir, case):
           f"p {c['cat']['p_value']:.12g} (scipy {float(chi.pvalue):.12g}, |diff| {p_diff:.2e})")
     assert s_diff <= RELATIVE_TOLERANCE * max(1.0, float(chi.statistic))
     assert p_diff <= P_VALUE_TOLERANCE
+    # A numeric feature under chi2: its values binned by the baseline's deciles (numpy's
+    # linear quantiles, equal edges merged, bins (e[i-1], e[i]]), empty bins left out.
+    edges = np.unique(np.quantile(base, [k / 10 for k in range(1, 10)]))
+    bins = [np.bincount(np.searchsorted(edges, v, side="left"), minlength=len(edges) + 1) for v in (base, cur)]
+    used = (bins[0] + bins[1]) > 0
+    chi = stats.chi2_contingency([bins[0][used], bins[1][used]], correction=False)
+    print(f"  chi2 numeric {c['x']['statistic']:.12g} (scipy {float(chi.statistic):.12g}) "
+          f"p {c['x']['p_value']:.12g} (scipy {float(chi.pvalue):.12g})")
+    assert abs(c["x"]["statistic"] - float(chi.statistic)) <= RELATIVE_TOLERANCE * max(1.0, float(chi.statistic))
+    assert abs(c["x"]["p_value"] - float(chi.pvalue)) <= P_VALUE_TOLERANCE
+    assert c["x"]["note"] == f"numeric feature: values binned by the baseline's deciles ({len(edges) + 1} bins)"
+    # Where KS finds drift, so does the binned chi2 (it compared one category per value before).
+    if float(want.pvalue) < 1e-6:
+        assert c["x"]["drifted"], (case, c["x"])
 
 
 def test_baseline_is_not_reread(warehouse, data_dir):

@@ -21,8 +21,8 @@
 //! the groups themselves, pass a query: `'SELECT * FROM customer_behavior WHERE
 //! transaction_date >= ''2024-03-01'''`. The current data is read once.
 //!
-//! Methods (one row per tested feature: feature, method, statistic, p_value, threshold,
-//! drifted):
+//! Methods (one row per feature: feature, method, statistic, p_value, threshold, drifted,
+//! note):
 //! - `ks_test` (numeric features; default threshold 0.05): SciPy's two-sample KS test
 //!   (`ks_2samp`, two-sided, method 'auto': exact p-values when both samples have at most
 //!   10,000 values), by `fstore_udfs::stats::kolmogorov` — the code behind `ks_statistic`
@@ -33,10 +33,15 @@
 //! - `wasserstein` (numeric; threshold required, in the feature's unit): the 1-Wasserstein
 //!   (earth mover's) distance between the two empirical distributions, as
 //!   `scipy.stats.wasserstein_distance`. drifted = statistic > threshold.
-//! - `chi2` (every feature, values as categories; default 0.05): Pearson's chi-square test
-//!   of homogeneity of the 2 × k table (baseline, current) × categories, no continuity
-//!   correction (`scipy.stats.chi2_contingency(…, correction=False)`), p-value from the
-//!   chi-square distribution with k − 1 degrees of freedom. drifted = p_value < threshold.
+//! - `chi2` (every feature; default 0.05): Pearson's chi-square test of homogeneity of the
+//!   2 × k table (baseline, current) × categories, no continuity correction
+//!   (`scipy.stats.chi2_contingency(…, correction=False)`), p-value from the chi-square
+//!   distribution with k − 1 degrees of freedom. drifted = p_value < threshold. A numeric
+//!   feature's categories are bins: the baseline's deciles, PSI's bins (equal edges merged).
+//!
+//! A categorical feature under a numeric method is reported, not dropped: a row with NULL
+//! statistic and `note` = why (`skipped: categorical feature; ks_test compares numeric
+//! values (use chi2)`). `note` also says how chi2 binned a numeric feature.
 //!
 //! NULLs are missing values (not compared). A feature with no current value gets NULL
 //! statistic, p_value and drifted; a NaN in either sample makes the statistic NaN (as in
@@ -322,6 +327,8 @@ fn output_schema() -> SchemaRef {
         Field::new("p_value", DataType::Float64, true),
         Field::new("threshold", DataType::Float64, false),
         Field::new("drifted", DataType::Boolean, true),
+        // How the feature was compared, or why it was not.
+        Field::new("note", DataType::Utf8, true),
     ]))
 }
 
@@ -367,15 +374,11 @@ impl TableFunctionImpl for CheckDrift {
         };
         let state = self.registry.state();
         let baseline = baseline_of(&state, &reference)?;
-        let features: Vec<BaselineFeature> = baseline
-            .features
+        let features: Vec<BaselineFeature> = baseline.features.clone();
+        if !features
             .iter()
-            .filter(|b| {
-                method == Method::Chi2 || matches!(b.sketch, BaselineSketch::Numeric { .. })
-            })
-            .cloned()
-            .collect();
-        if features.is_empty() {
+            .any(|b| method == Method::Chi2 || matches!(b.sketch, BaselineSketch::Numeric { .. }))
+        {
             return Err(invalid(format!(
                 "{f}: feature set '{}' has no numeric feature for method '{}' (use chi2 for categorical features)",
                 baseline.set,
@@ -429,6 +432,8 @@ pub(super) enum Reference {
     /// Sorted (value, count).
     Numeric(Vec<(f64, u64)>),
     Categorical(Vec<(String, u64)>),
+    /// Not compared by this method, and why.
+    Skipped(String),
 }
 
 #[async_trait]
@@ -456,6 +461,20 @@ impl TableProvider for DriftTable {
         let mut checks = Vec::new();
         for b in &self.features {
             // `group__feature` first: training_set's name for a feature whose name clashes.
+            let feature = format!("{}.{}", b.group, b.feature);
+            if matches!(b.sketch, BaselineSketch::Categorical { .. }) && self.method != Method::Chi2
+            {
+                // Reported, not dropped: the method does not apply to categories.
+                select.push(lit(ScalarValue::Utf8(None)).alias(format!("__c{}", checks.len())));
+                checks.push(Check {
+                    feature,
+                    reference: Reference::Skipped(format!(
+                        "skipped: categorical feature; {} compares numeric values (use chi2)",
+                        self.method.name()
+                    )),
+                });
+                continue;
+            }
             let candidates = [format!("{}__{}", b.group, b.feature), b.feature.clone()];
             let Some(i) = candidates.iter().find_map(|c| src.column_index(c)) else {
                 return Err(invalid(format!(
@@ -490,10 +509,7 @@ impl TableProvider for DriftTable {
                 ),
             };
             select.push(expr.alias(format!("__c{}", checks.len())));
-            checks.push(Check {
-                feature: format!("{}.{}", b.group, b.feature),
-                reference,
-            });
+            checks.push(Check { feature, reference });
         }
         let plan = LogicalPlanBuilder::from(src.plan)
             .project(select)?
@@ -527,11 +543,21 @@ pub(super) struct Drift {
 
 impl Analysis for Drift {
     fn describe(&self) -> String {
-        format!(
-            "check_drift: {} of {} features against the stored baseline",
-            self.method.name(),
-            self.checks.len()
-        )
+        let skipped = self
+            .checks
+            .iter()
+            .filter(|c| matches!(c.reference, Reference::Skipped(_)))
+            .count();
+        let compared = self.checks.len() - skipped;
+        let method = self.method.name();
+        match skipped {
+            0 => {
+                format!("check_drift: {method} of {compared} features against the stored baseline")
+            }
+            n => format!(
+                "check_drift: {method} of {compared} features, {n} skipped, against the stored baseline"
+            ),
+        }
     }
 
     fn start(&self) -> Result<Box<dyn Accumulate>> {
@@ -551,7 +577,7 @@ struct DriftState {
     checks: Arc<Vec<Check>>,
     /// Current values of numeric features (compared as samples).
     numbers: Vec<Vec<f64>>,
-    /// Current category counts (chi2), by text or by the Float64's bits.
+    /// Current category counts of categorical features (chi2).
     categories: Vec<HashMap<String, u64>>,
 }
 
@@ -561,18 +587,7 @@ impl Accumulate for DriftState {
         for (i, check) in self.checks.iter().enumerate() {
             let column = batch.column(i);
             match (&check.reference, self.method) {
-                (Reference::Numeric(_), Method::Chi2) => {
-                    let a = column.as_primitive::<Float64Type>();
-                    for v in a.iter().flatten() {
-                        let key = number_key(v);
-                        grown += if self.categories[i].contains_key(&key) {
-                            0
-                        } else {
-                            key.len() + 48
-                        };
-                        *self.categories[i].entry(key).or_default() += 1;
-                    }
-                }
+                (Reference::Skipped(_), _) => {}
                 (Reference::Numeric(_), _) => {
                     let a = column.as_primitive::<Float64Type>();
                     let before = self.numbers[i].len();
@@ -598,22 +613,36 @@ impl Accumulate for DriftState {
     fn finish(mut self: Box<Self>, schema: SchemaRef) -> Result<RecordBatch> {
         let mut statistic = Vec::new();
         let mut p_value = Vec::new();
+        let mut notes: Vec<Option<String>> = Vec::new();
         for (i, check) in self.checks.iter().enumerate() {
-            let (s, p) = match (&check.reference, self.method) {
+            let (s, p, note) = match (&check.reference, self.method) {
+                (Reference::Skipped(why), _) => (None, None, Some(why.clone())),
                 (Reference::Numeric(base), Method::Chi2) => {
-                    let base: Vec<(String, u64)> =
-                        base.iter().map(|(v, c)| (number_key(*v), *c)).collect();
-                    chi2(&base, &self.categories[i])
+                    let current = &mut self.numbers[i];
+                    current.sort_unstable_by(f64::total_cmp);
+                    let (s, p, bins) = binned_chi2(base, current);
+                    (
+                        s,
+                        p,
+                        Some(format!(
+                            "numeric feature: values binned by the baseline's deciles ({bins} bins)"
+                        )),
+                    )
                 }
-                (Reference::Categorical(base), _) => chi2(base, &self.categories[i]),
+                (Reference::Categorical(base), _) => {
+                    let (s, p) = chi2(base, &self.categories[i]);
+                    (s, p, None)
+                }
                 (Reference::Numeric(base), method) => {
                     let current = &mut self.numbers[i];
                     current.sort_unstable_by(f64::total_cmp);
-                    numeric_test(method, base, current)
+                    let (s, p) = numeric_test(method, base, current);
+                    (s, p, None)
                 }
             };
             statistic.push(s);
             p_value.push(p);
+            notes.push(note);
         }
         let drifted: Vec<Option<bool>> = statistic
             .iter()
@@ -639,6 +668,7 @@ impl Accumulate for DriftState {
             Arc::new(Float64Array::from(p_value)),
             Arc::new(Float64Array::from(vec![self.threshold; n])),
             Arc::new(BooleanArray::from(drifted)),
+            Arc::new(StringArray::from(notes)),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }

@@ -2,11 +2,6 @@
 
 use super::*;
 
-/// A Float64 as a category key (all NaNs are one category; -0 and 0 are one).
-pub(super) fn number_key(v: f64) -> String {
-    if v == 0.0 { "0".into() } else { v.to_string() }
-}
-
 /// KS, PSI or Wasserstein of the current sorted sample against the baseline.
 pub(super) fn numeric_test(
     method: Method,
@@ -75,6 +70,57 @@ pub(super) fn wasserstein(base: &[(f64, u64)], current: &[f64]) -> f64 {
         prev = Some(x);
     }
     total
+}
+
+/// chi2 of a numeric feature: the values are binned by the baseline's deciles (the bins of
+/// PSI: (−∞, q1], (q1, q2], …, (q9, ∞), equal edges merged) and the bin counts compared.
+/// Returns the statistic, the p-value and the number of bins.
+pub(super) fn binned_chi2(
+    base: &[(f64, u64)],
+    current: &[f64],
+) -> (Option<f64>, Option<f64>, usize) {
+    if base.is_empty() || current.is_empty() {
+        return (None, None, 0);
+    }
+    if current.last().is_some_and(|v| v.is_nan()) || base.iter().any(|(v, _)| v.is_nan()) {
+        return (Some(f64::NAN), Some(f64::NAN), 0);
+    }
+    let mut expanded = Vec::with_capacity(base.iter().map(|(_, c)| *c as usize).sum());
+    for (v, c) in base {
+        expanded.extend(std::iter::repeat_n(*v, *c as usize));
+    }
+    let mut edges: Vec<f64> = (1..10)
+        .map(|k| fstore_udfs::stats::psi::quantile_linear(&expanded, k as f64 / 10.0))
+        .collect();
+    edges.dedup();
+    // Counts per bin: values <= each edge, then the rest.
+    let counts = |sorted: &[f64]| -> Vec<u64> {
+        let mut out = Vec::with_capacity(edges.len() + 1);
+        let mut prev = 0;
+        for e in &edges {
+            let upto = sorted.partition_point(|v| v <= e);
+            out.push((upto - prev) as u64);
+            prev = upto;
+        }
+        out.push((sorted.len() - prev) as u64);
+        out
+    };
+    let (cb, cc) = (counts(&expanded), counts(current));
+    let bins = cb.len();
+    let base_bins: Vec<(String, u64)> = cb
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, c)| (i.to_string(), *c))
+        .collect();
+    let current_bins: HashMap<String, u64> = cc
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, c)| (i.to_string(), *c))
+        .collect();
+    let (s, p) = chi2(&base_bins, &current_bins);
+    (s, p, bins)
 }
 
 /// Pearson's chi-square test of homogeneity of two category count vectors.
