@@ -7,8 +7,8 @@
 --   fstore --warehouse DIR sql -f sql/workflows/05_feature_selection.sql
 
 -- 1. The features: the 30-day aggregates of workflow 01, plain columns of the transactions and
---    per-row expressions. The label (conversion) is kept in the group so that selection can be
---    asked about it; it is never scored against itself.
+--    per-row expressions. The label (conversion) is not a feature: it stays a column of the
+--    transactions, and selection reads it along with the group's rows (its source's events).
 CREATE OR REPLACE FEATURE GROUP customer_behavior
   ENTITY (customer_id)
   TIMESTAMP transaction_date
@@ -22,8 +22,7 @@ CREATE OR REPLACE FEATURE GROUP customer_behavior
     amount_log   = ln(amount + 1),
     amount_gt_100 = amount > 100,
     is_weekend   = date_part('dow', transaction_date) IN (0, 6),
-    hour_of_day  = date_part('hour', transaction_date),
-    conversion
+    hour_of_day  = date_part('hour', transaction_date)
   )
   DESCRIPTION 'Per-transaction customer behaviour, for feature selection';
 
@@ -46,6 +45,12 @@ SELECT * FROM select_features('customer_behavior', 'conversion', 'mutual_info', 
 SELECT * FROM select_features('customer_behavior', 'conversion', 'chi2', 10);
 SELECT * FROM select_features('customer_behavior', 'conversion', 'correlation', 10);
 SELECT * FROM select_features(
-  'SELECT amount, amount_log, is_weekend, hour_of_day, customer_category, conversion
-   FROM customer_behavior WHERE customer_category IN (''bronze'', ''silver'')',
+  'SELECT amount, ln(amount + 1) AS amount_log, customer_category, conversion
+   FROM transactions WHERE customer_category IN (''bronze'', ''silver'')',
   'conversion', 'mutual_info', 5);
+
+-- 5. The selection defines a feature set: the five most informative features.
+CREATE FEATURE SET conversion_top5 FEATURES FROM (
+  SELECT 'customer_behavior' AS feature_group, feature
+  FROM select_features('customer_behavior', 'conversion', 'mutual_info', 5));
+DESCRIBE FEATURE SET conversion_top5;

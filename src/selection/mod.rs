@@ -86,6 +86,11 @@ impl EngineExtension for SelectionExtension {
 pub(crate) trait Selection: std::fmt::Debug + Send + Sync {
     fn function(&self) -> &'static str;
     fn source(&self) -> &SourceArg;
+    /// A column the analysis needs that a feature group's source may hold though the group
+    /// does not (`select_features`' target: a label of the group's events).
+    fn label(&self) -> Option<&str> {
+        None
+    }
     /// From the resolved source: the columns to read (indexes in the source's schema, in the
     /// order the analysis expects them) and the analysis over them.
     fn prepare(&self, source: &Source) -> Result<(Vec<usize>, Arc<dyn Analysis>)>;
@@ -147,8 +152,14 @@ impl TableProvider for SelectionTable {
                 format!("{function}: planned outside a SessionState"),
             );
         };
-        let source =
-            source::resolve(self.selection.source(), state, &self.registry, function).await?;
+        let source = source::resolve_with_label(
+            self.selection.source(),
+            state,
+            &self.registry,
+            function,
+            self.selection.label(),
+        )
+        .await?;
         let (columns, analysis) = self.selection.prepare(&source)?;
         let input = state
             .create_physical_plan(&source.project(&columns)?)

@@ -210,6 +210,10 @@ impl Selection for SelectCall {
         &self.source
     }
 
+    fn label(&self) -> Option<&str> {
+        self.target.as_deref()
+    }
+
     fn prepare(&self, source: &Source) -> Result<(Vec<usize>, Arc<dyn Analysis>)> {
         let label = self.source.label();
         let fields = source.plan.schema().fields().clone();
@@ -217,8 +221,13 @@ impl Selection for SelectCall {
             None => None,
             Some(t) => Some(source.column_index(t).ok_or_else(|| {
                 FStoreError::invalid(format!(
-                    "{FUNCTION}: unknown target column '{t}' in {label} (columns: {})",
-                    source.column_names()
+                    "{FUNCTION}: unknown target column '{t}' in {label} (columns: {}{})",
+                    source.column_names(),
+                    if source.group.is_some() {
+                        "; nor is it a column of the group's source"
+                    } else {
+                        ""
+                    }
                 ))
             })?),
         };

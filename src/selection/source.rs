@@ -6,6 +6,9 @@
 //! For a feature group the candidate features are the group's features as the registry lists
 //! them (never its entity keys, timestamp or CREATED column); for anything else, every column.
 
+use std::sync::Arc;
+
+use arrow_schema::{Field, Schema};
 use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
@@ -15,7 +18,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use crate::args::required_string;
 use crate::engine::{CATALOG, USER_SCHEMA};
 use crate::error::{ErrorKind, FStoreError, user_message};
-use crate::registry::Registry;
+use crate::registry::{Feature, FeatureGroup, FeatureKind, Registry, quote_ident};
 
 /// The first argument of a selection function.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +61,8 @@ pub struct Source {
     pub plan: LogicalPlan,
     /// Indexes (in the plan's schema) of the candidate feature columns, in column order.
     pub candidates: Vec<usize>,
+    /// The feature group the source is, when it is one.
+    pub group: Option<String>,
 }
 
 impl Source {
@@ -108,6 +113,20 @@ pub async fn resolve(
     registry: &Registry,
     function: &str,
 ) -> Result<Source> {
+    resolve_with_label(arg, state, registry, function, None).await
+}
+
+/// [`resolve`], with `label` carried along when `arg` is a feature group that lacks it but
+/// whose source has it: the group's rows are its source's events, so a label of the events
+/// (`conversion` of `customer_behavior`'s transactions) is that column of the same rows. It is
+/// never a candidate feature.
+pub async fn resolve_with_label(
+    arg: &SourceArg,
+    state: &SessionState,
+    registry: &Registry,
+    function: &str,
+    label: Option<&str>,
+) -> Result<Source> {
     match arg {
         SourceArg::Relation(name) => {
             let missing = || -> datafusion::error::DataFusionError {
@@ -121,7 +140,7 @@ pub async fn resolve(
                 .schema_for_ref(reference.clone())
                 .map_err(|_| missing())?;
             let provider = schema.table(reference.table()).await?.ok_or_else(missing)?;
-            let plan =
+            let mut plan =
                 LogicalPlanBuilder::scan(reference.clone(), provider_as_source(provider), None)?
                     .build()?;
             let resolved = reference.clone().resolve(CATALOG, USER_SCHEMA);
@@ -134,7 +153,14 @@ pub async fn resolve(
                         .cloned()
                 })
                 .flatten();
+            if let (Some(group), Some(label)) = (&group, label)
+                && !has_column(&plan, label)
+                && let Some(def) = with_source_column(&group.def, label, state).await
+            {
+                plan = crate::features::plan(&def, state).await?;
+            }
             let fields = plan.schema().fields();
+            let group_name = group.as_ref().map(|g| g.def.name.clone());
             let candidates = match group {
                 Some(group) => {
                     let features = group.def.feature_names();
@@ -144,7 +170,11 @@ pub async fn resolve(
                 }
                 None => (0..fields.len()).collect(),
             };
-            Ok(Source { plan, candidates })
+            Ok(Source {
+                plan,
+                candidates,
+                group: group_name,
+            })
         }
         SourceArg::Query(sql) => {
             let plan = state.create_logical_plan(sql).await.map_err(|e| {
@@ -160,9 +190,52 @@ pub async fn resolve(
                 .into());
             }
             let candidates = (0..plan.schema().fields().len()).collect();
-            Ok(Source { plan, candidates })
+            Ok(Source {
+                plan,
+                candidates,
+                group: None,
+            })
         }
     }
+}
+
+fn has_column(plan: &LogicalPlan, name: &str) -> bool {
+    plan.schema()
+        .fields()
+        .iter()
+        .any(|f| f.name().eq_ignore_ascii_case(name))
+}
+
+/// `group` with `column` of its source as one more (pass-through) output column, when the
+/// source has that column.
+async fn with_source_column(
+    group: &FeatureGroup,
+    column: &str,
+    state: &SessionState,
+) -> Option<FeatureGroup> {
+    let sql = format!(
+        "SELECT {} FROM {}",
+        quote_ident(column),
+        group.source.as_from()
+    );
+    let probe = state.create_logical_plan(&sql).await.ok()?;
+    let field = probe.schema().field(0);
+    let mut def = group.clone();
+    def.features.push(Feature {
+        name: field.name().clone(),
+        kind: FeatureKind::Column {
+            column: column.to_string(),
+        },
+        description: None,
+    });
+    let mut fields: Vec<_> = def.schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(
+        field.name(),
+        field.data_type().clone(),
+        true,
+    )));
+    def.schema = Schema::new_with_metadata(fields, def.schema.metadata().clone());
+    Some(def)
 }
 
 /// Whether a plan returns rows (rather than defining or changing something).
