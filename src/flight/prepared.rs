@@ -158,24 +158,26 @@ impl FStoreFlightSql {
         }
         Ok(prepared)
     }
-    /// Runs an online lookup statement (see [`DirectLookup`]) with the given parameter
-    /// values; the result has the statement's `schema`. The executor checks and audits it.
+    /// Runs an online lookup statement (see [`DirectLookup`]) once per row of parameter
+    /// values, in one store lookup; the result has the statement's `schema`. The executor
+    /// checks and audits it.
     async fn run_online(
         &self,
         text: &str,
         schema: &SchemaRef,
         fast: &DirectLookup,
-        params: &[ScalarValue],
+        rows: &[Vec<ScalarValue>],
         principal: &Principal,
     ) -> Result<RecordBatch, Status> {
         self.sql_for(principal)
-            .lookup(text, fast, params, schema, principal)
+            .lookup(text, fast, rows, schema, principal)
             .await
             .map_err(into_status)
     }
 
-    /// Runs a prepared online lookup with its bound row (one row, or none when the
-    /// statement takes no parameters).
+    /// Runs a prepared online lookup with its bound rows: one key per row (a client that
+    /// binds a column of keys gets every entity in one round trip), or none when the
+    /// statement takes no parameters.
     pub(super) async fn run_prepared_online(
         &self,
         prepared: &Prepared,
@@ -183,19 +185,15 @@ impl FStoreFlightSql {
         handle: &PreparedHandle,
         principal: &Principal,
     ) -> Result<RecordBatch, Status> {
-        let params = match handle.params()? {
-            Some(batch) if batch.num_rows() == 1 => {
-                row_values(&batch, 0, &prepared.parameter_schema)?
-            }
-            Some(batch) if batch.num_rows() > 1 => {
-                return Err(Status::invalid_argument(
-                    "a query bound to several parameter rows: bind one row per execution",
-                ));
-            }
-            _ => vec![],
+        // Every bound row is a key: a whole column of keys is one multi-entity lookup.
+        let rows = match handle.params()? {
+            Some(batch) if batch.num_rows() > 0 => (0..batch.num_rows())
+                .map(|i| row_values(&batch, i, &prepared.parameter_schema))
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => vec![vec![]],
         };
         let text = prepared.statement.sql();
-        self.run_online(text, &prepared.dataset_schema, fast, &params, principal)
+        self.run_online(text, &prepared.dataset_schema, fast, &rows, principal)
             .await
     }
 
@@ -254,7 +252,7 @@ impl FStoreFlightSql {
         let Some((fast, schema)) = &planned.lookup else {
             return Ok(None);
         };
-        self.run_online(sql, schema, fast, &values, principal)
+        self.run_online(sql, schema, fast, &[values], principal)
             .await
             .map(Some)
     }

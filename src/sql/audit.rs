@@ -121,13 +121,13 @@ impl SqlSession<'_> {
         &self,
         text: &str,
         lookup: &super::lookup::DirectLookup,
-        params: &[datafusion::scalar::ScalarValue],
+        rows: &[Vec<datafusion::scalar::ScalarValue>],
         schema: &arrow_schema::SchemaRef,
         principal: &Principal,
     ) -> Result<datafusion::arrow::array::RecordBatch> {
         let start = self.audit_start();
         let result = match self.check_lookup(lookup, principal) {
-            Ok(()) => super::lookup::run(self, lookup, params, schema).await,
+            Ok(()) => super::lookup::run(self, lookup, rows, schema).await,
             Err(e) => Err(e),
         };
         let target = &lookup.target;

@@ -439,7 +439,7 @@ impl SqlSession<'_> {
                     // One point lookup of an online feature set: answered from the store,
                     // the same way for every front (see `sql::lookup`).
                     let schema = Arc::new(plan.schema().as_arrow().clone());
-                    return self.rows(super::lookup::run(self, &direct, &[], &schema).await?);
+                    return self.rows(super::lookup::run(self, &direct, &[vec![]], &schema).await?);
                 }
                 let df = match plan {
                     // The session's settings: DataFusion's context would run the plan with

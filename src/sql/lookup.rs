@@ -49,15 +49,26 @@ pub fn may_be_literal_lookup(sql: &str) -> bool {
             .any(|w| w.eq_ignore_ascii_case(function.as_bytes()))
 }
 
-/// Answers `lookup` from the online store with the bound parameter `params`; the result has
-/// the statement's `schema`.
+/// Answers `lookup` from the online store, once per bound parameter row of `rows` (one row,
+/// empty when the statement has no parameters; a client binding a whole column of keys gets
+/// every entity in one round trip): the rows of the entities found, in the order their keys
+/// were bound (each entity once). The result has the statement's `schema`.
 pub async fn run(
     engine: &Engine,
     lookup: &DirectLookup,
-    params: &[ScalarValue],
+    rows: &[Vec<ScalarValue>],
     schema: &SchemaRef,
 ) -> Result<RecordBatch> {
-    let keys: Vec<EntityKey> = lookup.key(params)?.into_iter().collect();
+    let mut keys: Vec<EntityKey> = Vec::with_capacity(rows.len());
+    let mut seen =
+        std::collections::HashSet::with_capacity(if rows.len() > 1 { rows.len() } else { 0 });
+    for params in rows {
+        if let Some(key) = lookup.key(params)?
+            && (rows.len() == 1 || seen.insert(key.clone()))
+        {
+            keys.push(key);
+        }
+    }
     let online = crate::online::service_of(engine)?;
     let rows = crate::online::table_function::lookup(
         &online,

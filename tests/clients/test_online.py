@@ -213,6 +213,19 @@ def test_online_equals_training_set_and_prepared_lookups(tmp_path, store):
                 got = query(cur, sql_other, params).to_pylist()
                 assert got == [{"amount": online[cid]["amount"], "cnt_7d": online[cid]["cnt_7d"]}]
             assert s.metrics()[direct] == before + 2 * len(ids) + 1
+            # Multi-entity lookup: the prepared statement bound with a whole column of keys
+            # (ADBC binds a record batch) answers every entity in one round trip, in the
+            # order the keys were bound, each once; missing keys give no row.
+            keys = list(offline)[:100]
+            bound = keys[:60] + [999_999] + keys[60:] + keys[:5]
+            before_multi = s.metrics()[direct]
+            got = query(cur, sql, pa.record_batch([pa.array(bound, pa.int64())], names=["customer_id"]))
+            assert got.schema == general.schema
+            assert [r["customer_id"] for r in got.to_pylist()] == keys
+            for r in got.to_pylist():
+                for f in FEATURES + ["_feature_ts", "_materialized_at"]:
+                    assert same(r[f], online[r["customer_id"]][f]), (r["customer_id"], f)
+            assert s.metrics()[direct] == before_multi + 1
             # A lookup with a NULL key or of a set that is not online is not a fast path.
             assert query(cur, "SELECT * FROM online_features('serving') WHERE customer_id = NULL").num_rows == 0
             with pytest.raises(Exception, match="'nope' not found"):
