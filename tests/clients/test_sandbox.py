@@ -30,13 +30,18 @@ def write_config(tmp_path, allowed=None):
     return config
 
 
-def denied(conn, sql):
-    """The statement fails with gRPC PERMISSION_DENIED (ADBC: UNAUTHORIZED … PermissionDenied)."""
+def fails(conn, sql, code):
+    """The statement fails with the gRPC status whose ADBC name is `code`."""
     with conn.cursor() as cur, pytest.raises(Exception) as e:
         cur.execute(sql)
         cur.fetchall()
-    assert "(PermissionDenied;" in str(e.value), f"{sql}: {e.value}"
+    assert f"({code};" in str(e.value), f"{sql}: {e.value}"
     return str(e.value)
+
+
+def denied(conn, sql):
+    """The statement fails with gRPC PERMISSION_DENIED (ADBC: UNAUTHORIZED … PermissionDenied)."""
+    return fails(conn, sql, "PermissionDenied")
 
 
 def run(conn, sql):
@@ -124,11 +129,7 @@ def test_allowed_locations_bound_everyone(tmp_path, make_server):
 
 
 def invalid(conn, sql):
-    with conn.cursor() as cur, pytest.raises(Exception) as e:
-        cur.execute(sql)
-        cur.fetchall()
-    assert "(InvalidArgument;" in str(e.value), f"{sql}: {e.value}"
-    return str(e.value)
+    return fails(conn, sql, "InvalidArgument")
 
 
 def batch_rows(conn, sql):
