@@ -16,14 +16,14 @@ execution.
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import adbc_driver_flightsql.dbapi as flight_sql
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import flight_bench  # noqa: E402
 
 ADMIN_PW = "bench-admin-password"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -36,16 +36,7 @@ def cpu_seconds(pid):
 
 def start(binary, warehouse):
     env = dict(os.environ, FSTORE_ADMIN_PASSWORD=ADMIN_PW, FSTORE_LOG="warn")
-    proc = subprocess.Popen([binary, "--warehouse", warehouse, "serve", "--addr", "127.0.0.1:0"],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    port = None
-    for line in proc.stderr:
-        m = re.search(r"listening on grpc://127\.0\.0\.1:(\d+)", line)
-        if m:
-            port = int(m.group(1))
-            break
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    return proc, f"grpc://127.0.0.1:{port}"
+    return flight_bench.serve(binary, warehouse, env)
 
 
 def connect(uri, user, password):

@@ -35,8 +35,13 @@ def start_server(binary, warehouse, rows):
     env = dict(os.environ, FSTORE_ADMIN_PASSWORD=PASSWORD, FSTORE_LOG="error")
     subprocess.run([binary, "--warehouse", warehouse, "demo", "--rows", str(rows)], check=True,
                    capture_output=True, env=env)
+    return serve(binary, warehouse, env)
+
+
+def serve(binary, warehouse, env):
+    """`fstore serve` on a free loopback port; returns the process and its URI."""
     proc = subprocess.Popen([binary, "--warehouse", warehouse, "serve", "--addr", "127.0.0.1:0"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     port = None
     for line in proc.stderr:
         m = re.search(r"listening on grpc://127\.0\.0\.1:(\d+)", line)

@@ -250,6 +250,22 @@ impl Warehouse {
         p
     }
 
+    /// Writes `body` at `rel` only if nothing is there yet (a conditional create: of two
+    /// writers racing for one path, exactly one succeeds, the other gets `AlreadyExists`).
+    pub async fn create(
+        &self,
+        rel: &str,
+        body: impl Into<object_store::PutPayload>,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.store
+            .put_opts(
+                &self.path(rel),
+                body.into(),
+                object_store::PutOptions::from(object_store::PutMode::Create),
+            )
+            .await
+    }
+
     /// The full URL of a path inside the warehouse, as DataFusion reads it.
     pub fn url_of(&self, rel: &str) -> String {
         format!("{}{}", self.url, rel.trim_start_matches('/'))

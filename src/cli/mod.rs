@@ -42,9 +42,9 @@ pub async fn run_script(
                 .await?;
             match result.kind {
                 ResultKind::Query => {
-                    let options = result.df.task_ctx().session_config().options().clone();
-                    let print = output::print_query(result.df, format, out);
-                    match crate::engine::options::query_timeout(&options) {
+                    let (df, limit) = crate::engine::options::query_timeout_of(result.df);
+                    let print = output::print_query(df, format, out);
+                    match limit {
                         Some(limit) => tokio::time::timeout(limit, print).await.unwrap_or_else(|_| {
                             Err(FStoreError::new(
                                 crate::error::ErrorKind::Cancelled,

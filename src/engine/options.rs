@@ -87,6 +87,16 @@ pub fn query_timeout(options: &ConfigOptions) -> Option<Duration> {
         .and_then(|o| parse_timeout(&o.query_timeout).ok().flatten())
 }
 
+/// The time limit of the session a DataFrame runs in, and the DataFrame (read from its
+/// session state in place: `DataFrame::task_ctx` would copy every function registry).
+pub fn query_timeout_of(
+    df: datafusion::dataframe::DataFrame,
+) -> (datafusion::dataframe::DataFrame, Option<Duration>) {
+    let (state, plan) = df.into_parts();
+    let limit = query_timeout(state.config_options());
+    (datafusion::dataframe::DataFrame::new(state, plan), limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

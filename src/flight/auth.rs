@@ -29,7 +29,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use datafusion::error::Result;
 use futures::Stream;
 use hmac::{KeyInit, Mac};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use prost::Message;
 use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status, Streaming};
@@ -483,15 +483,7 @@ async fn load_or_create_key(engine: &Engine) -> Result<Vec<u8>> {
         Err(e) => return Err(unavailable(e).into()),
     }
     let key = random_bytes::<32>()?.to_vec();
-    match wh
-        .store()
-        .put_opts(
-            &path,
-            PutPayload::from(key.clone()),
-            PutOptions::from(PutMode::Create),
-        )
-        .await
-    {
+    match wh.create(KEY_OBJECT, key.clone()).await {
         Ok(_) => {
             // Only the server's own OS user may read the key (it signs every token).
             #[cfg(unix)]

@@ -21,7 +21,7 @@ use crate::principal::Principal;
 use crate::sql::Reads;
 use crate::sql::exec::{count_batch, is_command};
 use crate::sql::lookup::{self, DirectLookup, parameterize};
-use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, StatementResult};
+use crate::sql::{FStoreStatement, ParsedStatement, ResultKind, SqlSession, StatementResult};
 
 /// Online lookups read the registry (for other processes' changes) at most this often.
 const HOT_REFRESH: Duration = Duration::from_millis(100);
@@ -59,14 +59,18 @@ impl FStoreFlightSql {
         principal: &Principal,
     ) -> Result<Executed, Status> {
         let handle = PreparedHandle::decode(handle)?;
-        let prepared = self.prepared(&handle.sql, principal).await?;
+        // One executor (one session lookup) for the whole request.
+        let session = self.sql_for(principal);
+        let prepared = self.prepared(&session, &handle.sql, principal).await?;
         if let Some(fast) = &prepared.online {
             let batch = self
-                .run_prepared_online(&prepared, fast, &handle, principal)
+                .run_prepared_online(&session, &prepared, fast, &handle, principal)
                 .await?;
             return Ok(Executed::LookedUp(batch));
         }
-        let mut results = self.run_prepared(&prepared, &handle, principal).await?;
+        let mut results = self
+            .run_prepared(&session, &prepared, &handle, principal)
+            .await?;
         match results.pop() {
             Some(r) if r.kind == ResultKind::Query && results.is_empty() => {
                 Ok(Executed::Query(r.df))
@@ -88,12 +92,12 @@ impl FStoreFlightSql {
     /// executor at every execution.
     pub(super) async fn prepared(
         &self,
+        session: &SqlSession<'_>,
         sql: &str,
         principal: &Principal,
     ) -> Result<Arc<Prepared>, Status> {
         // Plans are shared between sessions that run with the server's settings; a session
         // that changed some plans its statements itself.
-        let session = self.sql_for(principal);
         let shared = !session.has_own_settings();
         let cached = shared.then(|| self.caches.prepared.get(sql)).flatten();
         if cached.as_ref().is_some_and(|p| p.online.is_some()) {
@@ -163,13 +167,14 @@ impl FStoreFlightSql {
     /// checks and audits it.
     async fn run_online(
         &self,
+        session: &SqlSession<'_>,
         text: &str,
         schema: &SchemaRef,
         fast: &DirectLookup,
         rows: &[Vec<ScalarValue>],
         principal: &Principal,
     ) -> Result<RecordBatch, Status> {
-        self.sql_for(principal)
+        session
             .lookup(text, fast, rows, schema, principal)
             .await
             .map_err(into_status)
@@ -180,6 +185,7 @@ impl FStoreFlightSql {
     /// statement takes no parameters.
     pub(super) async fn run_prepared_online(
         &self,
+        session: &SqlSession<'_>,
         prepared: &Prepared,
         fast: &DirectLookup,
         handle: &PreparedHandle,
@@ -193,8 +199,15 @@ impl FStoreFlightSql {
             _ => vec![vec![]],
         };
         let text = prepared.statement.sql();
-        self.run_online(text, &prepared.dataset_schema, fast, &rows, principal)
-            .await
+        self.run_online(
+            session,
+            text,
+            &prepared.dataset_schema,
+            fast,
+            &rows,
+            principal,
+        )
+        .await
     }
 
     /// `sql`, when it is a plain statement that is one online lookup with literal keys (see
@@ -220,7 +233,8 @@ impl FStoreFlightSql {
             return Ok(None);
         };
         // Shapes are planned with the server's settings and shared.
-        if self.sql_for(principal).has_own_settings() {
+        let session = self.sql_for(principal);
+        if session.has_own_settings() {
             return Ok(None);
         }
         let mut shape = stmt.as_ref().clone();
@@ -239,7 +253,7 @@ impl FStoreFlightSql {
             None => {
                 // A shape that does not plan (or is no lookup) is left to the general path,
                 // which plans the statement as written and reports its errors.
-                let lookup = match self.sql_for(principal).plan_datafusion(&shape).await {
+                let lookup = match session.plan_datafusion(&shape).await {
                     Ok(plan) => lookup::recognize(&plan)
                         .map(|fast| (Arc::new(fast), Arc::new(plan.schema().as_arrow().clone()))),
                     Err(_) => None,
@@ -252,7 +266,7 @@ impl FStoreFlightSql {
         let Some((fast, schema)) = &planned.lookup else {
             return Ok(None);
         };
-        self.run_online(sql, schema, fast, &[values], principal)
+        self.run_online(&session, sql, schema, fast, &[values], principal)
             .await
             .map(Some)
     }
@@ -260,13 +274,13 @@ impl FStoreFlightSql {
     /// Runs a prepared statement once per bound parameter row (once when unbound).
     pub(super) async fn run_prepared(
         &self,
+        session: &SqlSession<'_>,
         prepared: &Prepared,
         handle: &PreparedHandle,
         principal: &Principal,
     ) -> Result<Vec<StatementResult>, Status> {
         let Some(plan) = &prepared.plan else {
-            let r = self
-                .sql_for(principal)
+            let r = session
                 .execute(&prepared.statement, principal)
                 .await
                 .map_err(into_status)?;
@@ -297,7 +311,7 @@ impl FStoreFlightSql {
                 ));
             }
             results.push(
-                self.sql_for(principal)
+                session
                     .execute_plan(bound, prepared.statement.sql(), principal, &prepared.reads)
                     .await
                     .map_err(into_status)?,

@@ -404,9 +404,13 @@ impl FStoreFlightSql {
     ) -> Result<i64, Status> {
         let _permit = self.permit()?;
         let handle = bind_handle(&cmd.prepared_statement_handle, messages).await?;
-        let prepared = self.prepared(&handle.sql, principal).await?;
+        let session = self.sql_for(principal);
+        let prepared = self.prepared(&session, &handle.sql, principal).await?;
         let mut total: Option<i64> = None;
-        for r in self.run_prepared(&prepared, &handle, principal).await? {
+        for r in self
+            .run_prepared(&session, &prepared, &handle, principal)
+            .await?
+        {
             if let Some(n) = affected(r).await? {
                 total = Some(total.unwrap_or(0) + n);
             }
@@ -468,9 +472,10 @@ impl FStoreFlightSql {
         req: ActionCreatePreparedStatementRequest,
         principal: &Principal,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let prepared = self.prepared(&req.query, principal).await?;
+        let session = self.sql_for(principal);
+        let prepared = self.prepared(&session, &req.query, principal).await?;
         // A cached plan was checked for whoever prepared it first.
-        self.sql_for(principal)
+        session
             .check_prepare(&req.query, &prepared.reads, principal)
             .map_err(into_status)?;
         Ok(ActionCreatePreparedStatementResult {

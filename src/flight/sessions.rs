@@ -21,7 +21,7 @@ struct Entry {
     used: Instant,
 }
 
-/// The sessions of this server, by session key (user and session id).
+/// The sessions of this server, by session id.
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<HashMap<String, Entry>>,
@@ -31,13 +31,14 @@ impl Sessions {
     /// Where the `SET` of `principal`'s request goes: its session, or none when the request
     /// carries no token.
     pub fn scope(&self, principal: &Principal) -> Scope {
-        if principal.session.is_none() {
+        // Keyed by the session id alone: it is random and signed into the token, so it
+        // names one login of one user (and needs no key built per request).
+        let Some(id) = principal.session.as_deref() else {
             return Scope::Sessionless;
-        }
-        let key = principal.session_key();
+        };
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = map.get_mut(&key) {
+        if let Some(e) = map.get_mut(id) {
             e.used = now;
             return Scope::Session(Arc::clone(&e.settings));
         }
@@ -54,7 +55,7 @@ impl Sessions {
         }
         let settings = Arc::<SessionSettings>::default();
         map.insert(
-            key,
+            id.to_string(),
             Entry {
                 settings: Arc::clone(&settings),
                 used: now,

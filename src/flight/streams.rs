@@ -119,7 +119,7 @@ pub async fn query_stream(
 ) -> Result<DataStream, Status> {
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     // The session's time limit runs from here: physical planning, then every batch.
-    let limit = crate::engine::options::query_timeout(df.task_ctx().session_config().options());
+    let (df, limit) = crate::engine::options::query_timeout_of(df);
     let mut deadline = limit.map(|l| Deadline {
         sleep: Box::pin(tokio::time::sleep(l)),
         limit: l,

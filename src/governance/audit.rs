@@ -24,7 +24,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use futures::TryStreamExt;
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::warehouse::Warehouse;
@@ -94,15 +94,7 @@ impl AuditLog {
             return Ok(());
         };
         let (rel, body) = encode(&records, first.time)?;
-        let put = self
-            .warehouse
-            .store()
-            .put_opts(
-                &self.warehouse.path(&rel),
-                PutPayload::from(body),
-                PutOptions::from(PutMode::Create),
-            )
-            .await;
+        let put = self.warehouse.create(&rel, body).await;
         if let Err(e) = put {
             // Keep them for the next attempt (bounded by MAX_BUFFERED).
             let mut b = self.buffer.lock().unwrap_or_else(|p| p.into_inner());

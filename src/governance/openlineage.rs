@@ -95,6 +95,25 @@ fn time(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// One OpenLineage run event: a run (a fresh id, FStore's `facets`) of `job` at `at`
+/// (microseconds), reading `input` and writing `output`.
+fn run_event(kind: &str, at: i64, facets: Value, job: Value, input: Value, output: Value) -> Value {
+    let mut fstore = json!({"_producer": PRODUCER, "_schemaURL": SCHEMA_URL});
+    if let (Some(f), Value::Object(extra)) = (fstore.as_object_mut(), facets) {
+        f.extend(extra);
+    }
+    json!({
+        "eventType": kind,
+        "eventTime": time(at),
+        "producer": PRODUCER,
+        "schemaURL": SCHEMA_URL,
+        "run": {"runId": uuid::Uuid::new_v4().to_string(), "facets": {"fstore": fstore}},
+        "job": job,
+        "inputs": [input],
+        "outputs": [output],
+    })
+}
+
 /// The run events of the records after `from` (pure: what [`Emitter::sync`] sends).
 pub fn events(state: &RegistryState, from: u64, namespace: &str) -> Vec<Value> {
     let set_dataset = |set: &str, version: u64| json!({"namespace": namespace, "name": format!("feature_set.{set}@{version}")});
@@ -117,18 +136,15 @@ pub fn events(state: &RegistryState, from: u64, namespace: &str) -> Vec<Value> {
             .unwrap_or(&[]);
         for r in &runs[runs.len().saturating_sub(n)..] {
             let failed = r.status != RunStatus::Succeeded;
-            out.push(json!({
-                "eventType": if failed { "FAIL" } else { "COMPLETE" },
-                "eventTime": time(r.finished),
-                "producer": PRODUCER,
-                "schemaURL": SCHEMA_URL,
-                "run": {"runId": uuid::Uuid::new_v4().to_string(), "facets": {
-                    "fstore": {"_producer": PRODUCER, "_schemaURL": SCHEMA_URL,
-                               "trigger": r.trigger, "mode": r.mode, "rows": r.rows}}},
-                "job": {"namespace": namespace, "name": format!("materialize.{set}")},
-                "inputs": [set_dataset(set, r.version)],
-                "outputs": [{"namespace": namespace, "name": format!("online.{set}@{}", r.version)}],
-            }));
+            let facets = json!({"trigger": r.trigger, "mode": r.mode, "rows": r.rows});
+            out.push(run_event(
+                if failed { "FAIL" } else { "COMPLETE" },
+                r.finished,
+                facets,
+                json!({"namespace": namespace, "name": format!("materialize.{set}")}),
+                set_dataset(set, r.version),
+                json!({"namespace": namespace, "name": format!("online.{set}@{}", r.version)}),
+            ));
         }
     }
     for h in &new {
@@ -136,18 +152,15 @@ pub fn events(state: &RegistryState, from: u64, namespace: &str) -> Vec<Value> {
             continue;
         }
         for e in state.exports.iter().filter(|e| e.at == h.committed_at) {
-            out.push(json!({
-                "eventType": "COMPLETE",
-                "eventTime": time(e.at),
-                "producer": PRODUCER,
-                "schemaURL": SCHEMA_URL,
-                "run": {"runId": uuid::Uuid::new_v4().to_string(), "facets": {
-                    "fstore": {"_producer": PRODUCER, "_schemaURL": SCHEMA_URL,
-                               "rows": e.rows, "files": e.files, "principal": h.principal}}},
-                "job": {"namespace": namespace, "name": format!("export.{}", e.set)},
-                "inputs": [set_dataset(&e.set, e.version)],
-                "outputs": [location_dataset(&e.path)],
-            }));
+            let facets = json!({"rows": e.rows, "files": e.files, "principal": h.principal});
+            out.push(run_event(
+                "COMPLETE",
+                e.at,
+                facets,
+                json!({"namespace": namespace, "name": format!("export.{}", e.set)}),
+                set_dataset(&e.set, e.version),
+                location_dataset(&e.path),
+            ));
         }
     }
     out

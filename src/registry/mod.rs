@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use datafusion::error::Result;
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tracing::{debug, warn};
 
 pub use access::*;
@@ -145,15 +145,7 @@ impl Registry {
                 FStoreError::new(ErrorKind::Internal, format!("cannot encode change: {e}"))
             })?;
             let rel = log_rel(record.seq);
-            let put = self
-                .warehouse
-                .store()
-                .put_opts(
-                    &self.warehouse.path(&rel),
-                    PutPayload::from(body),
-                    PutOptions::from(PutMode::Create),
-                )
-                .await;
+            let put = self.warehouse.create(&rel, body).await;
             match put {
                 Ok(_) => {
                     self.warehouse.sync(&rel)?;

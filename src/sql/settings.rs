@@ -45,12 +45,7 @@ impl SessionSettings {
         self.lock().is_empty()
     }
 
-    /// The session's changes, by key.
-    pub fn overrides(&self) -> BTreeMap<String, String> {
-        self.lock().clone()
-    }
-
-    /// Records `key = value` (already validated by [`validate`]).
+    /// Records `key = value` (already validated).
     pub fn set(&self, key: &str, value: &str) {
         self.lock().insert(key.to_string(), value.to_string());
     }
@@ -79,10 +74,9 @@ impl SessionSettings {
 }
 
 /// Where a statement's `SET` and `RESET` go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub enum Scope {
     /// The embedded engine, one user: `SET` changes the engine's context.
-    #[default]
     Engine,
     /// A server session: `SET` changes this session only.
     Session(Arc<SessionSettings>),
@@ -137,7 +131,7 @@ impl SqlSession<'_> {
             ))
             .into());
         };
-        validate(&self.state(), key, value)?;
+        validate(self.ctx().copied_config().options(), key, value)?;
         match value {
             Some(v) => settings.set(key, v),
             None => settings.reset(key),
@@ -161,9 +155,9 @@ fn refresh_functions(state: &mut SessionState) {
 }
 
 /// Checks that `key = value` is a setting DataFusion knows with a value it accepts, by
-/// applying it to a copy of `state`'s settings.
-pub fn validate(state: &SessionState, key: &str, value: Option<&str>) -> Result<()> {
-    let mut copy = state.config().options().as_ref().clone();
+/// applying it to a copy of the server's settings.
+fn validate(server: &ConfigOptions, key: &str, value: Option<&str>) -> Result<()> {
+    let mut copy = server.clone();
     match value {
         Some(v) => copy.set(key, v)?,
         // DataFusion resets only its own namespace; FStore's settings exist if they can be set.
@@ -176,11 +170,11 @@ pub fn validate(state: &SessionState, key: &str, value: Option<&str>) -> Result<
 /// The largest partition count and batch size a non-administrator may set: enough to test a
 /// query at 1 and 8 partitions, or to widen it to every core and more, but not a thousand
 /// threads' worth of buffers.
-pub fn partition_bound(server: usize) -> usize {
+fn partition_bound(server: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
     server.max(4 * cores).max(16)
 }
-pub const MAX_USER_BATCH_SIZE: usize = 1 << 20;
+const MAX_USER_BATCH_SIZE: usize = 1 << 20;
 
 /// Whether a non-administrator may `SET`/`RESET` `key` (to `value`), given the server's
 /// partition count.

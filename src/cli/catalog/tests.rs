@@ -260,6 +260,12 @@ fn registry() -> RegistryState {
     state
 }
 
+/// `page` contains `text` (the page is shown when it does not).
+#[track_caller]
+fn has(page: &str, text: &str) {
+    assert!(page.contains(text), "{page}");
+}
+
 #[test]
 fn pages_cover_every_group_and_set_with_safe_file_names() {
     let (files, summary) = render(&registry());
@@ -302,10 +308,7 @@ fn the_index_lists_exactly_the_undocumented_features() {
         .split("## Undocumented features")
         .nth(1)
         .expect("section");
-    assert!(
-        section.contains("- [`cb.amount_30d`](groups/cb.md)"),
-        "{section}"
-    );
+    has(section, "- [`cb.amount_30d`](groups/cb.md)");
     assert!(
         section.contains("- [`cb.blank`](groups/cb.md)"),
         "blank descriptions count: {section}"
@@ -315,13 +318,10 @@ fn the_index_lists_exactly_the_undocumented_features() {
         "documented feature listed: {section}"
     );
     assert!(!section.contains("v`x"), "{section}");
-    assert!(
-        readme.contains("| feature sets | 1 (2 versions) |"),
-        "{readme}"
-    );
-    assert!(
-        readme.contains("| [`fs`](sets/fs.md) | 2 | 1 | version 1 | `carol` |"),
-        "{readme}"
+    has(readme, "| feature sets | 1 (2 versions) |");
+    has(
+        readme,
+        "| [`fs`](sets/fs.md) | 2 | 1 | version 1 | `carol` |",
     );
 }
 
@@ -330,92 +330,68 @@ fn group_pages_escape_cells_and_show_source_expectations_sets_and_lineage() {
     let (files, _) = render(&registry());
     let cb = &files["groups/cb.md"];
     // A pipe and a newline in a description stay inside their cell; HTML is literal.
-    assert!(
-        cb.contains("| `amount` | `Float64` | column | `amount` | Amount \\| in EUR<br>net |"),
-        "{cb}"
+    has(
+        cb,
+        "| `amount` | `Float64` | column | `amount` | Amount \\| in EUR<br>net |",
     );
-    assert!(cb.contains("`amount \\|\\| 'x'`"), "{cb}");
-    assert!(cb.contains("Customer &lt;b&gt;behaviour&lt;/b&gt;"), "{cb}");
+    has(cb, "`amount \\|\\| 'x'`");
+    has(cb, "Customer &lt;b&gt;behaviour&lt;/b&gt;");
     assert!(cb.contains("| `amount_30d` | `Float64` | window (30 days) | `mean(amount) WINDOW '30 days'` | *undocumented* |"));
-    assert!(
-        cb.contains("| owner | `alice` (declared: team_ml) |"),
-        "{cb}"
-    );
-    assert!(
-        cb.contains("| version | 2 (registry sequence; created at 2) |"),
-        "{cb}"
-    );
-    assert!(cb.contains("Reads table `tx`."), "{cb}");
-    assert!(cb.contains("| `amount` | `min_value` | `>= 0` |"), "{cb}");
-    assert!(
-        cb.contains("| [`fs`](../sets/fs.md) | 1 | 2 (current) | `amount` |"),
-        "{cb}"
-    );
+    has(cb, "| owner | `alice` (declared: team_ml) |");
+    has(cb, "| version | 2 (registry sequence; created at 2) |");
+    has(cb, "Reads table `tx`.");
+    has(cb, "| `amount` | `min_value` | `>= 0` |");
+    has(cb, "| [`fs`](../sets/fs.md) | 1 | 2 (current) | `amount` |");
     let diagram = cb
         .split("```mermaid\nflowchart LR\n")
         .nth(1)
         .expect("mermaid block");
     let diagram = diagram.split("```").next().unwrap();
-    assert!(diagram.contains("    table_tx[\"table: tx\"]"), "{diagram}");
-    assert!(
-        diagram.contains("    table_tx -->|source| feature_group_cb_2"),
-        "{diagram}"
+    has(diagram, "    table_tx[\"table: tx\"]");
+    has(diagram, "    table_tx -->|source| feature_group_cb_2");
+    has(diagram, "    feature_group_cb_2 -->|pins| feature_set_fs_1");
+    has(
+        diagram,
+        "feature_set_fs_2 -->|export| export_s3___bucket_fs_v2",
     );
-    assert!(
-        diagram.contains("    feature_group_cb_2 -->|pins| feature_set_fs_1"),
-        "{diagram}"
-    );
-    assert!(
-        diagram.contains("feature_set_fs_2 -->|export| export_s3___bucket_fs_v2"),
-        "{diagram}"
-    );
-    assert!(
-        diagram.contains("    class feature_group_cb_2 focus"),
-        "{diagram}"
-    );
+    has(diagram, "    class feature_group_cb_2 focus");
 
     let odd = files
         .iter()
         .find(|(k, _)| k.starts_with("groups/odd"))
         .unwrap()
         .1;
-    assert!(odd.contains("# Feature group `odd name/x`"), "{odd}");
-    assert!(
-        odd.contains("```sql\nSELECT customer_id, ts, amount AS v FROM tx\n```"),
-        "{odd}"
+    has(odd, "# Feature group `odd name/x`");
+    has(
+        odd,
+        "```sql\nSELECT customer_id, ts, amount AS v FROM tx\n```",
     );
-    assert!(odd.contains("| ``v`x`` |"), "{odd}");
+    has(odd, "| ``v`x`` |");
     assert!(odd.contains("No feature set uses this group."));
-    assert!(
-        odd.contains("table_tx -->|source| feature_group_odd_name_x_3"),
-        "{odd}"
-    );
+    has(odd, "table_tx -->|source| feature_group_odd_name_x_3");
 }
 
 #[test]
 fn set_pages_show_versions_owner_online_runs_baselines_and_exports() {
     let (files, _) = render(&registry());
     let fs = &files["sets/fs.md"];
-    assert!(fs.contains("| owner | `carol` |"), "{fs}");
-    assert!(fs.contains("| status | online, version 1 |"), "{fs}");
-    assert!(
-        fs.contains("| online since | 2024-01-01T00:00:06Z |"),
-        "{fs}"
+    has(fs, "| owner | `carol` |");
+    has(fs, "| status | online, version 1 |");
+    has(fs, "| online since | 2024-01-01T00:00:06Z |");
+    has(
+        fs,
+        "| 2024-01-01T00:00:01.500Z | 1 | refresh | full | 2024-01-01T00:00:00Z | 42 | succeeded | embedded |  |",
     );
-    assert!(fs.contains("| 2024-01-01T00:00:01.500Z | 1 | refresh | full | 2024-01-01T00:00:00Z | 42 | succeeded | embedded |  |"), "{fs}");
     // Newest version first, each with its own creation time, description and pins.
     let v2 = fs.find("### Version 2").expect("v2");
     let v1 = fs.find("### Version 1").expect("v1");
     assert!(v2 < v1);
     let (second, first) = (&fs[v2..v1], &fs[v1..]);
-    assert!(
-        second.contains("| created | 2024-01-01T00:00:05Z |"),
-        "{second}"
-    );
+    has(second, "| created | 2024-01-01T00:00:05Z |");
     assert!(second.contains("| description | *undocumented* |"));
-    assert!(
-        second.contains("| 2024-01-01T00:00:08Z | s3://bucket/fs\\|v2 | 7 | 1 |"),
-        "{second}"
+    has(
+        second,
+        "| 2024-01-01T00:00:08Z | s3://bucket/fs\\|v2 | 7 | 1 |",
     );
     assert!(second.contains("No drift baseline."));
     assert!(first.contains("| description | First cut |"));
@@ -423,21 +399,15 @@ fn set_pages_show_versions_owner_online_runs_baselines_and_exports() {
     assert!(first.contains("| tags | `prod` |"));
     assert!(first.contains("| `purpose` | fraud |"));
     assert!(first.contains("| feature groups | [`cb`](../groups/cb.md) (definition 2) |"));
-    assert!(first.contains("| `amount` | [`cb`](../groups/cb.md) | `Float64` | `min_value >= 0` | Amount \\| in EUR<br>net |"), "{first}");
-    assert!(
-        first.contains("Drift baseline: from `2024-01-01` to `2024-01-31`"),
-        "{first}"
+    has(
+        first,
+        "| `amount` | [`cb`](../groups/cb.md) | `Float64` | `min_value >= 0` | Amount \\| in EUR<br>net |",
     );
+    has(first, "Drift baseline: from `2024-01-01` to `2024-01-31`");
     assert!(first.contains("| `cb.amount` | 10 | 1 | categorical, 1 categories |"));
     assert!(first.contains("Never exported."));
-    assert!(
-        fs.contains("feature_set_fs_1 -->|materialize| online_fs_1"),
-        "{fs}"
-    );
-    assert!(
-        fs.contains("    class feature_set_fs_1,feature_set_fs_2 focus"),
-        "{fs}"
-    );
+    has(fs, "feature_set_fs_1 -->|materialize| online_fs_1");
+    has(fs, "    class feature_set_fs_1,feature_set_fs_2 focus");
 }
 
 #[test]
@@ -542,11 +512,11 @@ fn code_spans_tables_and_mermaid_ids_escape_what_they_hold() {
         m.starts_with("```mermaid\nflowchart LR\n") && m.ends_with("```\n\n"),
         "{m}"
     );
-    assert!(m.contains("    table_a_b[\"table: a.b\"]"), "{m}");
-    assert!(m.contains("    table_a_b_2[\"table: a_b\"]"), "{m}");
-    assert!(m.contains("[\"table: say #quot;hi#quot; #35;1\"]"), "{m}");
-    assert!(m.contains("    table_a_b -->|reads| table_a_b_2"), "{m}");
-    assert!(m.contains("    class table_a_b_2 focus"), "{m}");
+    has(&m, "    table_a_b[\"table: a.b\"]");
+    has(&m, "    table_a_b_2[\"table: a_b\"]");
+    has(&m, "[\"table: say #quot;hi#quot; #35;1\"]");
+    has(&m, "    table_a_b -->|reads| table_a_b_2");
+    has(&m, "    class table_a_b_2 focus");
 }
 
 #[test]
@@ -600,23 +570,21 @@ fn transformations_are_listed_and_describe_their_outputs() {
     // A transformation's output takes no comment, so it is not "undocumented".
     assert_eq!(summary.undocumented, 2);
     let cb = &files["groups/cb.md"];
-    assert!(
-        cb.contains("| `amount_z` | `Float64` | `amount` | `standard` | mean 7.5, std 2.5 |"),
-        "{cb}"
+    has(
+        cb,
+        "| `amount_z` | `Float64` | `amount` | `standard` | mean 7.5, std 2.5 |",
     );
-    assert!(
-        cb.contains("| [`fs`](../sets/fs.md) | 1 | 2 (an earlier definition) | `amount` |"),
-        "{cb}"
+    has(
+        cb,
+        "| [`fs`](../sets/fs.md) | 1 | 2 (an earlier definition) | `amount` |",
     );
-    assert!(
-        cb.contains("| [`fs`](../sets/fs.md) | 3 | 11 (current) | `amount_z` |"),
-        "{cb}"
+    has(
+        cb,
+        "| [`fs`](../sets/fs.md) | 3 | 11 (current) | `amount_z` |",
     );
     let fs = &files["sets/fs.md"];
-    assert!(
-        fs.contains(
-            "| `amount_z` | [`cb`](../groups/cb.md) | `Float64` |  | `standard` of `amount` |"
-        ),
-        "{fs}"
+    has(
+        fs,
+        "| `amount_z` | [`cb`](../groups/cb.md) | `Float64` |  | `standard` of `amount` |",
     );
 }

@@ -18,11 +18,7 @@ pub(super) fn numeric_test(
     match method {
         Method::Wasserstein => (Some(wasserstein(base, current)), None),
         Method::Ks | Method::Psi => {
-            // The exact baseline sample, expanded from its counts.
-            let mut expanded = Vec::with_capacity(base.iter().map(|(_, c)| *c as usize).sum());
-            for (v, c) in base {
-                expanded.extend(std::iter::repeat_n(*v, *c as usize));
-            }
+            let expanded = expand(base);
             if method == Method::Psi {
                 (
                     Some(fstore_udfs::stats::psi::psi_of_sorted(&expanded, current)),
@@ -37,6 +33,15 @@ pub(super) fn numeric_test(
         }
         Method::Chi2 => (None, None),
     }
+}
+
+/// The exact baseline sample, sorted, expanded from its (value, count) summary.
+fn expand(base: &[(f64, u64)]) -> Vec<f64> {
+    let mut expanded = Vec::with_capacity(base.iter().map(|(_, c)| *c as usize).sum());
+    for (v, c) in base {
+        expanded.extend(std::iter::repeat_n(*v, *c as usize));
+    }
+    expanded
 }
 
 /// W1 = ∫ |F_base(x) − F_cur(x)| dx over the merged support (both ECDFs right-continuous).
@@ -85,39 +90,22 @@ pub(super) fn binned_chi2(
     if current.last().is_some_and(|v| v.is_nan()) || base.iter().any(|(v, _)| v.is_nan()) {
         return (Some(f64::NAN), Some(f64::NAN), 0);
     }
-    let mut expanded = Vec::with_capacity(base.iter().map(|(_, c)| *c as usize).sum());
-    for (v, c) in base {
-        expanded.extend(std::iter::repeat_n(*v, *c as usize));
-    }
-    let mut edges: Vec<f64> = (1..10)
-        .map(|k| fstore_udfs::stats::psi::quantile_linear(&expanded, k as f64 / 10.0))
-        .collect();
-    edges.dedup();
-    // Counts per bin: values <= each edge, then the rest.
-    let counts = |sorted: &[f64]| -> Vec<u64> {
-        let mut out = Vec::with_capacity(edges.len() + 1);
-        let mut prev = 0;
-        for e in &edges {
-            let upto = sorted.partition_point(|v| v <= e);
-            out.push((upto - prev) as u64);
-            prev = upto;
-        }
-        out.push((sorted.len() - prev) as u64);
-        out
-    };
-    let (cb, cc) = (counts(&expanded), counts(current));
+    let expanded = expand(base);
+    let edges = fstore_udfs::stats::psi::bin_edges(&expanded);
+    let cb = fstore_udfs::stats::psi::bin_counts(&expanded, &edges);
+    let cc = fstore_udfs::stats::psi::bin_counts(current, &edges);
     let bins = cb.len();
     let base_bins: Vec<(String, u64)> = cb
         .iter()
         .enumerate()
         .filter(|(_, c)| **c > 0)
-        .map(|(i, c)| (i.to_string(), *c))
+        .map(|(i, c)| (i.to_string(), *c as u64))
         .collect();
     let current_bins: HashMap<String, u64> = cc
         .iter()
         .enumerate()
         .filter(|(_, c)| **c > 0)
-        .map(|(i, c)| (i.to_string(), *c))
+        .map(|(i, c)| (i.to_string(), *c as u64))
         .collect();
     let (s, p) = chi2(&base_bins, &current_bins);
     (s, p, bins)

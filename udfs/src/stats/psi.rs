@@ -40,21 +40,33 @@ pub fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
-/// PSI of two sorted samples without NaN (both non-empty).
-pub fn psi_of_sorted(expected: &[f64], actual: &[f64]) -> f64 {
+/// The PSI bins of a sorted baseline: the edges of its deciles (`quantile_linear` at 0.1 …
+/// 0.9, equal edges merged); the bins are (−∞, e1], (e1, e2], …, (e_last, ∞).
+pub fn bin_edges(expected: &[f64]) -> Vec<f64> {
     let mut edges: Vec<f64> = (1..BINS)
         .map(|k| quantile_linear(expected, k as f64 / BINS as f64))
         .collect();
     edges.dedup();
-    // Values <= edge, for each edge, then the whole sample: cumulative counts per bin.
-    let cumulative = |sorted: &[f64]| -> Vec<usize> {
-        edges
-            .iter()
-            .map(|e| sorted.partition_point(|v| v <= e))
-            .chain(std::iter::once(sorted.len()))
-            .collect()
-    };
-    let (ce, ca) = (cumulative(expected), cumulative(actual));
+    edges
+}
+
+/// How many values of a sorted sample fall in each bin of `edges` (`edges.len() + 1` bins).
+pub fn bin_counts(sorted: &[f64], edges: &[f64]) -> Vec<usize> {
+    let mut out = Vec::with_capacity(edges.len() + 1);
+    let mut prev = 0;
+    for e in edges {
+        let upto = sorted.partition_point(|v| v <= e);
+        out.push(upto - prev);
+        prev = upto;
+    }
+    out.push(sorted.len() - prev);
+    out
+}
+
+/// PSI of two sorted samples without NaN (both non-empty).
+pub fn psi_of_sorted(expected: &[f64], actual: &[f64]) -> f64 {
+    let edges = bin_edges(expected);
+    let (ce, ca) = (bin_counts(expected, &edges), bin_counts(actual, &edges));
     let proportion = |count: usize, n: usize| {
         if count == 0 {
             EMPTY_BIN
@@ -63,12 +75,10 @@ pub fn psi_of_sorted(expected: &[f64], actual: &[f64]) -> f64 {
         }
     };
     let mut psi = 0.0;
-    let (mut prev_e, mut prev_a) = (0, 0);
     for (e, a) in ce.into_iter().zip(ca) {
-        let pe = proportion(e - prev_e, expected.len());
-        let pa = proportion(a - prev_a, actual.len());
+        let pe = proportion(e, expected.len());
+        let pa = proportion(a, actual.len());
         psi += (pa - pe) * (pa / pe).ln();
-        (prev_e, prev_a) = (e, a);
     }
     psi
 }
