@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from .errors import FStoreError, from_driver_error
 from .frames import to_arrow
-from .sql import Statement, identifier, render
+from .sql import Statement, identifier, relation_argument, render
 
 __all__ = ["TEMP_PREFIX", "Call", "Session"]
 
@@ -96,12 +96,13 @@ class Session:
         """A name the server can read ``data`` by, for the duration of the ``with`` block.
 
         A ``str`` is already such a name (a table, view or feature group) or a query text, and
-        is used as it is. A frame (pandas, Polars, Arrow) is uploaded by ADBC bulk ingest into
-        a new table ``_fstore_tmp_<random>``, dropped when the block ends, whether it ends
-        normally or by an error.
+        is used as it is (a name holding whitespace as ``SELECT * FROM "name"``). A frame
+        (pandas, Polars, Arrow) is uploaded by ADBC bulk ingest into a new table
+        ``_fstore_tmp_<random>``, dropped when the block ends, whether it ends normally or by an
+        error.
         """
         if isinstance(data, str):
-            yield data
+            yield relation_argument(data)
             return
         table = to_arrow(data)
         name = TEMP_PREFIX + uuid.uuid4().hex[:16]

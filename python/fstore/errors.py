@@ -148,9 +148,16 @@ _BY_ADBC_STATUS: dict[str, type[FStoreError]] = {
     "IO": Unavailable,
 }
 
-_GO_MARKER = re.compile(r"\((" + "|".join(_BY_GO_NAME) + r"|[A-Z][A-Za-z]+);\s*[A-Za-z]+\)")
+# The Go driver's suffix: " (InvalidArgument; Prepare)", " (NotFound; DoGet: endpoint 0: [])".
+_GO_MARKER = re.compile(r"\s\(([A-Z][A-Za-z]+); [A-Za-z][^\n]*\)\s*$")
 _PREFIX = re.compile(r"^(?:[A-Z_]+:\s*)?(?:\[[A-Za-z ]+\]\s*)*")
 _GRPC_DESC = re.compile(r"rpc error: code = \w+ desc = ")
+
+
+def _first_paragraph(text: str) -> str:
+    """The text before the "Vendor code" / "Detail" lines the Go driver appends."""
+    parts = re.split(r"(?:\.\s+|\n\s*)(?:Vendor code|Details?:|Driver-specific)", text.strip())
+    return parts[0].strip()
 
 
 def server_message(text: str) -> str:
@@ -160,9 +167,7 @@ def server_message(text: str) -> str:
     Prepare)``, sometimes with ``rpc error: code = … desc =`` and a detail block after it; only
     ``<message>`` is kept.
     """
-    first = text.strip()
-    # The Go driver appends "Vendor code", "Detail" lines: keep the first paragraph.
-    first = re.split(r"\n\s*(?:Vendor code|Detail|Details|Driver-specific)", first)[0].strip()
+    first = _first_paragraph(text)
     marker = _GO_MARKER.search(first)
     if marker:
         first = first[: marker.start()].rstrip()
@@ -173,7 +178,7 @@ def server_message(text: str) -> str:
 
 def error_class(text: str, adbc_status: str | None = None) -> type[FStoreError]:
     """The :class:`FStoreError` subclass for a driver error's text and ADBC status name."""
-    marker = _GO_MARKER.search(text)
+    marker = _GO_MARKER.search(_first_paragraph(text))
     if marker and marker.group(1) in _BY_GO_NAME:
         return _BY_GO_NAME[marker.group(1)]
     code = re.search(r"rpc error: code = (\w+)", text)

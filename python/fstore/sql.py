@@ -34,8 +34,10 @@ __all__ = [
     "feature_list_item",
     "feature_ref",
     "identifier",
+    "is_query",
     "literal",
     "parse_set_id",
+    "relation_argument",
     "render",
 ]
 
@@ -67,11 +69,11 @@ def literal(value: Literal | Sequence[Literal]) -> str:
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidArgument(f"a number must be finite, got {value!r}")
-        return repr(value)
+        return repr(float(value))
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidArgument(f"a string cannot contain a NUL character: {value!r}")
@@ -189,6 +191,23 @@ def parse_set_id(set_id: str) -> tuple[str, int | None]:
     if m:
         return m.group(1), int(m.group(2))
     return set_id, None
+
+
+_QUERY = re.compile(r"^\s*(?:\(|select\b|with\b|values\b)", re.IGNORECASE)
+
+
+def is_query(text: str) -> bool:
+    """Whether a source text is a query (it starts with ``SELECT``, ``WITH``, ``VALUES`` or
+    ``(``) rather than the name of a table, view or feature group."""
+    return bool(_QUERY.match(text))
+
+
+def relation_argument(text: str) -> str:
+    """A table-function argument naming rows: a query text as it is; a name as it is, or, when
+    it holds whitespace (which the server would read as a query), ``SELECT * FROM "name"``."""
+    if is_query(text) or not re.search(r"\s", text):
+        return text
+    return f"SELECT * FROM {identifier(text)}"
 
 
 def object_name(name: str, what: str) -> str:

@@ -45,6 +45,7 @@ from .sql import (
     feature_list_item,
     feature_ref,
     identifier,
+    is_query,
     literal,
     parse_set_id,
     split_feature,
@@ -197,9 +198,10 @@ def default_label(schema: pa.Schema, keys: Sequence[str], timestamp: str, where:
 
 
 def source_sql(source: str) -> str:
-    """A source in ``FROM``: a name (quoted) or a query text (in parentheses)."""
+    """A source in ``FROM``: a query text (``SELECT …``, ``WITH …``) in parentheses, anything
+    else a name, quoted."""
     text = source.strip()
-    if re.search(r"\s", text):
+    if is_query(text):
         return f"({text.rstrip(';')})"
     return identifier(text)
 
