@@ -3,7 +3,7 @@
 
 Layers, bottom to top (docs/architecture.md):
   foundation   error config principal sandbox warehouse registry providers args engine
-  areas        asof window features online quality selection sample jobs governance
+  areas        asof window features online quality selection sample monitor jobs governance
   sql          sql (parser front, statement executor)
   composition  compose
   fronts       flight cli main
@@ -27,7 +27,7 @@ MAX_LINES = 700
 
 LAYERS = [
     ["error", "config", "principal", "sandbox", "warehouse", "registry", "providers", "args", "engine"],
-    ["asof", "window", "features", "online", "quality", "selection", "sample", "jobs", "governance"],
+    ["asof", "window", "features", "online", "quality", "selection", "sample", "monitor", "jobs", "governance"],
     ["sql"],
     ["compose"],
     ["flight", "cli", "main"],

@@ -21,6 +21,7 @@ pub fn extensions() -> Vec<Box<dyn EngineExtension>> {
         Box::new(crate::selection::SelectionExtension),
         Box::new(crate::quality::QualityExtension),
         Box::new(crate::online::OnlineExtension),
+        Box::new(crate::monitor::MonitorExtension),
         Box::new(crate::governance::GovernanceExtension::default()),
     ]
 }

@@ -18,6 +18,7 @@ pub mod features;
 pub mod flight;
 pub mod governance;
 pub mod jobs;
+pub mod monitor;
 pub mod online;
 pub mod principal;
 pub mod providers;

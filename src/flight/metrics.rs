@@ -210,6 +210,69 @@ impl Metrics {
     }
 }
 
+/// A label value, escaped for the exposition format.
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The monitors' latest values as gauges (from the registry: the same on every server of a
+/// warehouse): `fstore_monitor_value{monitor,metric,feature}` and
+/// `fstore_monitor_status{monitor,metric,feature}` (0 ok, 1 alert, 2 no data, 3 error), and
+/// `fstore_monitor_open_alerts{monitor}`.
+pub fn monitor_gauges(state: &crate::registry::RegistryState) -> String {
+    use crate::registry::MetricStatus;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP fstore_monitor_value The latest value of each monitor metric.\n# TYPE fstore_monitor_value gauge"
+    );
+    let mut status = String::new();
+    let _ = writeln!(
+        status,
+        "# HELP fstore_monitor_status The latest status of each monitor metric: 0 ok, 1 alert, 2 no data, 3 error.\n# TYPE fstore_monitor_status gauge"
+    );
+    for (name, runs) in &state.monitor_runs {
+        let Some(run) = runs.last() else { continue };
+        for r in &run.results {
+            let labels = format!(
+                "monitor=\"{}\",metric=\"{}\",feature=\"{}\"",
+                label_value(name),
+                label_value(&r.metric),
+                label_value(&r.feature)
+            );
+            if let Some(v) = r.value {
+                let _ = writeln!(out, "fstore_monitor_value{{{labels}}} {v}");
+            }
+            let code = match r.status {
+                MetricStatus::Ok => 0,
+                MetricStatus::Alert => 1,
+                MetricStatus::NoData => 2,
+                MetricStatus::Error => 3,
+            };
+            let _ = writeln!(status, "fstore_monitor_status{{{labels}}} {code}");
+        }
+    }
+    out.push_str(&status);
+    let _ = writeln!(
+        out,
+        "# HELP fstore_monitor_open_alerts Open alerts per monitor.\n# TYPE fstore_monitor_open_alerts gauge"
+    );
+    for name in state.monitors.keys() {
+        let open = state
+            .alerts
+            .values()
+            .filter(|a| &a.monitor == name && a.state == crate::registry::AlertState::Open)
+            .count();
+        let _ = writeln!(
+            out,
+            "fstore_monitor_open_alerts{{monitor=\"{}\"}} {open}",
+            label_value(name)
+        );
+    }
+    out
+}
+
 fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match code {

@@ -85,7 +85,10 @@ pub async fn serve(
             "metrics on http://{}/metrics",
             ml.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        tokio::spawn(metrics::serve(ml, move || m.render(pool.reserved())));
+        let registry = Arc::clone(engine.registry());
+        tokio::spawn(metrics::serve(ml, move || {
+            m.render(pool.reserved()) + &metrics::monitor_gauges(&registry.state())
+        }));
     }
 
     let running = Arc::new(RunningQueries::default());

@@ -49,16 +49,52 @@ fn output_schema() -> SchemaRef {
 
 /// One feature to check and its expectations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct FeatureCheck {
-    feature: String,
-    expectations: Vec<Expectation>,
+pub struct FeatureCheck {
+    pub feature: String,
+    pub expectations: Vec<Expectation>,
 }
 
 /// One pinned group and the features of the set that have expectations.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct GroupCheck {
-    def: FeatureGroup,
-    features: Vec<FeatureCheck>,
+pub struct GroupCheck {
+    pub def: FeatureGroup,
+    pub features: Vec<FeatureCheck>,
+}
+
+/// The features of `group` among `features` that have expectations in `state`.
+pub fn group_check(
+    state: &crate::registry::RegistryState,
+    group: &FeatureGroup,
+    features: &[String],
+) -> Option<GroupCheck> {
+    let checks: Vec<FeatureCheck> = features
+        .iter()
+        .filter_map(|f| {
+            let e = state.expectations.get(&format!("{}.{f}", group.name))?;
+            crate::registry::check_expectations(group, f, &e.expectations).ok()?;
+            Some(FeatureCheck {
+                feature: f.clone(),
+                expectations: e.expectations.clone(),
+            })
+        })
+        .collect();
+    (!checks.is_empty()).then(|| GroupCheck {
+        def: group.clone(),
+        features: checks,
+    })
+}
+
+/// One expectation's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckResult {
+    /// `group.feature`
+    pub feature: String,
+    pub expectation: &'static str,
+    pub expected: String,
+    /// NULL when no row was checked.
+    pub observed: Option<String>,
+    pub passed: Option<bool>,
+    pub rows: u64,
 }
 
 /// `validate(feature_set [, start, end])`.
@@ -148,6 +184,45 @@ fn stat_col(gi: usize, fi: usize, what: &str) -> String {
     format!("__g{gi}_f{fi}_{what}")
 }
 
+/// The aggregates group `gi`'s checks need, over the feature columns `column(feature)`:
+/// `rows` (counted as the group's rows), then each feature's non-NULL count and what each
+/// expectation needs. Read back by [`evaluate`].
+pub fn group_aggregates(
+    gi: usize,
+    g: &GroupCheck,
+    rows: Expr,
+    column: &dyn Fn(&str) -> Expr,
+) -> Result<Vec<Expr>> {
+    let mut aggs: Vec<Expr> = vec![rows.alias(rows_col(gi))];
+    for (fi, c) in g.features.iter().enumerate() {
+        let x = column(&c.feature);
+        aggs.push(count(x.clone()).alias(stat_col(gi, fi, "nonnull")));
+        for e in &c.expectations {
+            match e {
+                Expectation::MinValue { .. } => aggs.push(
+                    min(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "min")),
+                ),
+                Expectation::MaxValue { .. } => aggs.push(
+                    max(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "max")),
+                ),
+                Expectation::AllowedValues { values } => {
+                    let list = values.iter().map(|v| lit(v.clone())).collect();
+                    let outside = cast(x.clone(), DataType::Utf8).in_list(list, true);
+                    aggs.push(
+                        sum(when(outside, lit(1i64)).otherwise(lit(0i64))?)
+                            .alias(stat_col(gi, fi, "outside")),
+                    );
+                }
+                Expectation::Unique { .. } => {
+                    aggs.push(count_distinct(x.clone()).alias(stat_col(gi, fi, "distinct")))
+                }
+                Expectation::NullPercentage { .. } => {}
+            }
+        }
+    }
+    Ok(aggs)
+}
+
 /// The one-row aggregate of every group's checks, cross-joined.
 async fn plan_checks(
     groups: &[GroupCheck],
@@ -158,33 +233,9 @@ async fn plan_checks(
     let mut plan: Option<LogicalPlan> = None;
     for (gi, g) in groups.iter().enumerate() {
         let rows = super::group_rows(&g.def, state, FUNCTION, start, end).await?;
-        let mut aggs: Vec<Expr> = vec![count(lit(1i64)).alias(rows_col(gi))];
-        for (fi, c) in g.features.iter().enumerate() {
-            let x = crate::features::feature_col(&c.feature);
-            aggs.push(count(x.clone()).alias(stat_col(gi, fi, "nonnull")));
-            for e in &c.expectations {
-                match e {
-                    Expectation::MinValue { .. } => aggs.push(
-                        min(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "min")),
-                    ),
-                    Expectation::MaxValue { .. } => aggs.push(
-                        max(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "max")),
-                    ),
-                    Expectation::AllowedValues { values } => {
-                        let list = values.iter().map(|v| lit(v.clone())).collect();
-                        let outside = cast(x.clone(), DataType::Utf8).in_list(list, true);
-                        aggs.push(
-                            sum(when(outside, lit(1i64)).otherwise(lit(0i64))?)
-                                .alias(stat_col(gi, fi, "outside")),
-                        );
-                    }
-                    Expectation::Unique { .. } => {
-                        aggs.push(count_distinct(x.clone()).alias(stat_col(gi, fi, "distinct")))
-                    }
-                    Expectation::NullPercentage { .. } => {}
-                }
-            }
-        }
+        let aggs = group_aggregates(gi, g, count(lit(1i64)), &|f| {
+            crate::features::feature_col(f)
+        })?;
         let agg = LogicalPlanBuilder::from(rows)
             .aggregate(Vec::<Expr>::new(), aggs)?
             .build()?;
@@ -266,31 +317,71 @@ struct CheckRow {
     row: Option<RecordBatch>,
 }
 
-impl CheckRow {
-    fn value(&self, name: &str) -> Result<ScalarValue> {
-        let Some(b) = &self.row else {
-            return fail(
-                ErrorKind::Internal,
-                "validate: the aggregate returned no row",
-            );
-        };
-        let i = b.schema().index_of(name)?;
-        ScalarValue::try_from_array(b.column(i), 0)
-    }
+fn value(row: &RecordBatch, name: &str) -> Result<ScalarValue> {
+    let i = row.schema().index_of(name)?;
+    ScalarValue::try_from_array(row.column(i), 0)
+}
 
-    fn count(&self, name: &str) -> Result<u64> {
-        Ok(match self.value(name)?.cast_to(&DataType::UInt64)? {
-            ScalarValue::UInt64(Some(n)) => n,
-            _ => 0,
-        })
-    }
+fn count_of(row: &RecordBatch, name: &str) -> Result<u64> {
+    Ok(match value(row, name)?.cast_to(&DataType::UInt64)? {
+        ScalarValue::UInt64(Some(n)) => n,
+        _ => 0,
+    })
+}
 
-    fn float(&self, name: &str) -> Result<Option<f64>> {
-        Ok(match self.value(name)?.cast_to(&DataType::Float64)? {
-            ScalarValue::Float64(v) => v,
-            _ => None,
-        })
+fn float_of(row: &RecordBatch, name: &str) -> Result<Option<f64>> {
+    Ok(match value(row, name)?.cast_to(&DataType::Float64)? {
+        ScalarValue::Float64(v) => v,
+        _ => None,
+    })
+}
+
+/// The outcome of every expectation of `groups` from the aggregate row of
+/// [`group_aggregates`] (every group's columns in one row).
+pub fn evaluate(groups: &[GroupCheck], row: &RecordBatch) -> Result<Vec<CheckResult>> {
+    let mut out = Vec::new();
+    for (gi, g) in groups.iter().enumerate() {
+        let rows = count_of(row, &rows_col(gi))?;
+        for (fi, c) in g.features.iter().enumerate() {
+            let nonnull = count_of(row, &stat_col(gi, fi, "nonnull"))?;
+            for e in &c.expectations {
+                let (obs, ok) = match e {
+                    Expectation::MinValue { value } => {
+                        let m = float_of(row, &stat_col(gi, fi, "min"))?;
+                        // All values NULL: no value breaks a bound.
+                        (m.map(|m| m.to_string()), m.is_none_or(|m| m >= *value))
+                    }
+                    Expectation::MaxValue { value } => {
+                        let m = float_of(row, &stat_col(gi, fi, "max"))?;
+                        (m.map(|m| m.to_string()), m.is_none_or(|m| m <= *value))
+                    }
+                    Expectation::NullPercentage { value } => {
+                        let fraction = (rows - nonnull) as f64 / rows.max(1) as f64;
+                        (Some(fraction.to_string()), fraction <= *value)
+                    }
+                    Expectation::AllowedValues { .. } => {
+                        let n = count_of(row, &stat_col(gi, fi, "outside"))?;
+                        (Some(format!("{n} outside")), n == 0)
+                    }
+                    Expectation::Unique { value } => {
+                        let distinct = count_of(row, &stat_col(gi, fi, "distinct"))?;
+                        let dup = nonnull - distinct;
+                        (Some(format!("{dup} duplicates")), !value || dup == 0)
+                    }
+                };
+                let checked = rows > 0;
+                out.push(CheckResult {
+                    feature: format!("{}.{}", g.def.name, c.feature),
+                    expectation: e.name(),
+                    expected: e.expected_text(),
+                    observed: if checked { obs } else { None },
+                    passed: checked.then_some(ok),
+                    rows,
+                });
+            }
+        }
     }
+    Ok(out)
 }
 
 impl Accumulate for CheckRow {
@@ -302,62 +393,30 @@ impl Accumulate for CheckRow {
     }
 
     fn finish(self: Box<Self>, schema: SchemaRef) -> Result<RecordBatch> {
-        let mut feature = Vec::new();
-        let mut expectation = Vec::new();
-        let mut expected = Vec::new();
-        let mut observed: Vec<Option<String>> = Vec::new();
-        let mut passed: Vec<Option<bool>> = Vec::new();
-        let mut rows_checked = Vec::new();
-        for (gi, g) in self.groups.iter().enumerate() {
-            let rows = self.count(&rows_col(gi))?;
-            for (fi, c) in g.features.iter().enumerate() {
-                let nonnull = self.count(&stat_col(gi, fi, "nonnull"))?;
-                for e in &c.expectations {
-                    let (obs, ok) = match e {
-                        Expectation::MinValue { value } => {
-                            let m = self.float(&stat_col(gi, fi, "min"))?;
-                            // All values NULL: no value breaks a bound.
-                            (m.map(|m| m.to_string()), m.is_none_or(|m| m >= *value))
-                        }
-                        Expectation::MaxValue { value } => {
-                            let m = self.float(&stat_col(gi, fi, "max"))?;
-                            (m.map(|m| m.to_string()), m.is_none_or(|m| m <= *value))
-                        }
-                        Expectation::NullPercentage { value } => {
-                            let fraction = (rows - nonnull) as f64 / rows.max(1) as f64;
-                            (Some(fraction.to_string()), fraction <= *value)
-                        }
-                        Expectation::AllowedValues { .. } => {
-                            let n = self.count(&stat_col(gi, fi, "outside"))?;
-                            (Some(format!("{n} outside")), n == 0)
-                        }
-                        Expectation::Unique { value } => {
-                            let distinct = self.count(&stat_col(gi, fi, "distinct"))?;
-                            let dup = nonnull - distinct;
-                            (Some(format!("{dup} duplicates")), !value || dup == 0)
-                        }
-                    };
-                    feature.push(format!("{}.{}", g.def.name, c.feature));
-                    expectation.push(e.name().to_string());
-                    expected.push(e.expected_text());
-                    if rows == 0 {
-                        observed.push(None);
-                        passed.push(None);
-                    } else {
-                        observed.push(obs);
-                        passed.push(Some(ok));
-                    }
-                    rows_checked.push(rows);
-                }
-            }
-        }
+        let Some(row) = &self.row else {
+            return fail(
+                ErrorKind::Internal,
+                "validate: the aggregate returned no row",
+            );
+        };
+        let results = evaluate(&self.groups, row)?;
         let columns: Vec<Arc<dyn Array>> = vec![
-            Arc::new(StringArray::from(feature)),
-            Arc::new(StringArray::from(expectation)),
-            Arc::new(StringArray::from(expected)),
-            Arc::new(StringArray::from(observed)),
-            Arc::new(BooleanArray::from(passed)),
-            Arc::new(UInt64Array::from(rows_checked)),
+            Arc::new(StringArray::from_iter_values(
+                results.iter().map(|r| r.feature.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                results.iter().map(|r| r.expectation),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                results.iter().map(|r| r.expected.as_str()),
+            )),
+            Arc::new(StringArray::from(
+                results.iter().map(|r| r.observed.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(BooleanArray::from(
+                results.iter().map(|r| r.passed).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from_iter_values(results.iter().map(|r| r.rows))),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{Grant, Role};
 use super::feature_group::{FeatureGroup, Transformation};
+use super::monitor::{
+    Alert, AlertChannel, Claim, Monitor, MonitorRun, Notifications,
+};
 use super::feature_set::{EXPORTS_KEPT, ExportRecord, FeatureSetVersion, parse_set_ref};
 use super::online::{MaterializationRun, OnlineConfig, RUNS_KEPT};
 use super::quality::{DriftBaseline, FeatureExpectations};
@@ -113,6 +116,37 @@ pub enum Change {
     Grant(Grant),
     /// `REVOKE privilege ON object FROM grantee`.
     Revoke(Grant),
+    /// `CREATE [OR REPLACE] ALERT CHANNEL`.
+    CreateAlertChannel { channel: AlertChannel, replace: bool },
+    /// `DROP ALERT CHANNEL`.
+    DropAlertChannel { name: String },
+    /// `CREATE [OR REPLACE] MONITOR`.
+    CreateMonitor { monitor: Monitor, replace: bool },
+    /// `DROP MONITOR`.
+    DropMonitor { name: String },
+    /// `ALTER MONITOR … PAUSE | RESUME`.
+    AlterMonitor { name: String, paused: bool },
+    /// A server takes the run of a scheduled job due at `due` (µs): commits only if no
+    /// claim of the job is as recent, so each period runs once across servers.
+    ClaimRun { job: String, due: i64, server: String },
+    /// A monitor run finished: its metric values (alerts open and resolve when applied).
+    MonitorRan(MonitorRun),
+    /// A server takes attempt `attempt` of a notification's delivery to a channel.
+    DeliveryAttempt {
+        notification: String,
+        channel: String,
+        attempt: u32,
+        server: String,
+    },
+    /// The outcome of a delivery attempt.
+    DeliveryResult {
+        notification: String,
+        channel: String,
+        attempt: u32,
+        ok: bool,
+        http_status: Option<u16>,
+        error: Option<String>,
+    },
 }
 
 /// A user who can log in to the server.
@@ -190,6 +224,24 @@ pub struct RegistryState {
     /// The latest exports, oldest first (at most [`EXPORTS_KEPT`]).
     #[serde(default)]
     pub exports: Vec<ExportRecord>,
+    /// Alert channels by name.
+    #[serde(default)]
+    pub alert_channels: BTreeMap<String, AlertChannel>,
+    /// Monitors by name.
+    #[serde(default)]
+    pub monitors: BTreeMap<String, Monitor>,
+    /// The latest runs per monitor, oldest first.
+    #[serde(default)]
+    pub monitor_runs: BTreeMap<String, Vec<MonitorRun>>,
+    /// Alerts by [`super::monitor::alert_key`] (open ones, and the last resolved one).
+    #[serde(default)]
+    pub alerts: BTreeMap<String, Alert>,
+    /// Notifications by id (pending ones and the newest finished ones).
+    #[serde(default)]
+    pub notifications: Notifications,
+    /// The latest claim of each scheduled job.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Claim>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -347,6 +399,15 @@ impl RegistryState {
             | Change::RevokeRole { .. }
             | Change::Grant(_)
             | Change::Revoke(_) => self.check_access(change),
+            Change::CreateAlertChannel { .. }
+            | Change::DropAlertChannel { .. }
+            | Change::CreateMonitor { .. }
+            | Change::DropMonitor { .. }
+            | Change::AlterMonitor { .. }
+            | Change::ClaimRun { .. }
+            | Change::MonitorRan(_)
+            | Change::DeliveryAttempt { .. }
+            | Change::DeliveryResult { .. } => self.check_monitoring(change),
             Change::Drop { name, relation } => match self.relations.get(name) {
                 Some(r) if r.def.kind() == *relation => {
                     if let Some(g) = self
@@ -467,6 +528,15 @@ impl RegistryState {
             | Change::RevokeRole { .. }
             | Change::Grant(_)
             | Change::Revoke(_) => self.apply_access(rec),
+            Change::CreateAlertChannel { .. }
+            | Change::DropAlertChannel { .. }
+            | Change::CreateMonitor { .. }
+            | Change::DropMonitor { .. }
+            | Change::AlterMonitor { .. }
+            | Change::ClaimRun { .. }
+            | Change::MonitorRan(_)
+            | Change::DeliveryAttempt { .. }
+            | Change::DeliveryResult { .. } => self.apply_monitoring(rec),
             Change::CreateFeatureSet(set) => {
                 let versions = self.feature_sets.entry(set.name.clone()).or_default();
                 let mut v = set.clone();

@@ -97,3 +97,19 @@ pub fn next_run(state: &super::RegistryState, config: &OnlineConfig) -> Option<i
         .unwrap_or(config.since);
     Some(last + freq)
 }
+
+/// The job name of a set's scheduled refreshes (see `Change::ClaimRun`).
+pub fn refresh_job(set: &str) -> String {
+    format!("refresh:{set}")
+}
+
+/// When `config`'s scheduled refresh is due at `now` (None: no schedule, or not yet): the
+/// latest point of the grid from its last run, claim or start, so missed periods are caught
+/// up once.
+pub fn refresh_due(state: &super::RegistryState, config: &OnlineConfig, now: i64) -> Option<i64> {
+    let freq = config.update_frequency.as_ref()?.micros;
+    let next = next_run(state, config)?;
+    let claimed = state.claims.get(&refresh_job(&config.set)).map(|c| c.due);
+    let last = (next - freq).max(claimed.unwrap_or(i64::MIN));
+    super::monitor::due_at(last, freq, now)
+}

@@ -28,6 +28,10 @@ pub fn target_of(stmt: &FStoreStatement) -> Option<String> {
         FStoreStatement::RefreshOnline(r) => set(&r.name),
         FStoreStatement::CreateExpectation(c) => Some(format!("feature:{}", c.feature.join("."))),
         FStoreStatement::DropExpectation(d) => Some(format!("feature:{}", d.feature.join("."))),
+        FStoreStatement::Monitor(m) => {
+            let (kind, name) = m.object();
+            Some(format!("{kind}:{name}"))
+        }
         _ => None,
     }
 }

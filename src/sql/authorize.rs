@@ -435,6 +435,7 @@ impl SqlSession<'_> {
                 .map(|v| ObjectRef::set_version(&v.name, v.version))
         };
         match &stmt.statement {
+            FStoreStatement::Monitor(m) => self.authorize_monitoring(m, principal),
             FStoreStatement::CreateFeatureGroup(c) => {
                 if state.feature_groups.contains_key(&c.name) && !c.if_not_exists {
                     self.require_owner(principal, &group(&c.name), "replacing")

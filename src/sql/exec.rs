@@ -141,6 +141,7 @@ impl SqlSession<'_> {
                 crate::features::sets::show_feature_sets(&self.visible_state(principal))?,
             ),
             FStoreStatement::Access(a) => self.run_access(a, principal).await,
+            FStoreStatement::Monitor(m) => self.run_monitoring(m, stmt.sql(), principal).await,
             FStoreStatement::CreateFeatureSet(c) => {
                 let state = self.registry().state();
                 let version =

@@ -15,6 +15,7 @@ pub mod feature_group;
 pub mod feature_set;
 pub mod limits;
 pub mod lookup;
+mod monitor;
 pub mod parser;
 pub mod quality;
 mod relations;
@@ -69,6 +70,9 @@ pub enum FStoreStatement {
     /// Users, roles and privileges: `CREATE USER`, `GRANT`, `SHOW GRANTS`, … (passwords
     /// masked in its `Display`).
     Access(Box<access::AccessStatement>),
+    /// Alert channels and monitors: `CREATE ALERT CHANNEL`, `CREATE MONITOR`, `RUN MONITOR`,
+    /// … (secrets masked in its `Display`).
+    Monitor(Box<crate::monitor::statements::MonitorStatement>),
 }
 
 impl std::fmt::Display for FStoreStatement {
@@ -115,6 +119,7 @@ impl std::fmt::Display for FStoreStatement {
                 write!(f, "REFRESH ONLINE FEATURE SET {}", r.name)
             }
             FStoreStatement::Access(a) => write!(f, "{a}"),
+            FStoreStatement::Monitor(m) => write!(f, "{m}"),
         }
     }
 }

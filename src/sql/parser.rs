@@ -130,6 +130,12 @@ impl<'a> FStoreParser<'a> {
             let text = match &statement {
                 // Passwords never travel further than the parser (history, logs, audit).
                 FStoreStatement::Access(a) => a.to_string(),
+                // Alert channels' URLs and headers are secrets, like passwords.
+                FStoreStatement::Monitor(m)
+                    if matches!(**m, crate::monitor::statements::MonitorStatement::CreateChannel(_)) =>
+                {
+                    m.to_string()
+                }
                 _ => lines.sql[lines.offset(start.span.start)..lines.offset(next.span.start)]
                     .trim()
                     .to_string(),
@@ -274,6 +280,18 @@ impl<'a> FStoreParser<'a> {
             return Ok(FStoreStatement::SetDriftBaseline(Box::new(
                 super::quality::parse_set_baseline(&mut w)?,
             )));
+        }
+        if let Some(form) = super::monitor::FORMS
+            .iter()
+            .find(|f| self.peek_words(f))
+        {
+            self.advance(form.len());
+            let mut w = fg::Words {
+                parser: &mut self.df.parser,
+            };
+            return Ok(FStoreStatement::Monitor(Box::new(super::monitor::parse(
+                &mut w, form,
+            )?)));
         }
         if let Some(access) = self.parse_access()? {
             return Ok(FStoreStatement::Access(Box::new(access)));

@@ -87,6 +87,7 @@ mod tests;
 
 pub use baselines_table::DriftBaselinesTable;
 use stats::*;
+pub use stats::{drift_statistic, load_reference};
 
 const STATEMENT: &str = "SET DRIFT BASELINE";
 
@@ -428,7 +429,7 @@ pub(super) struct DriftTable {
 
 /// What a feature is compared with.
 #[derive(Debug)]
-pub(super) enum Reference {
+pub enum Reference {
     /// Sorted (value, count).
     Numeric(Vec<(f64, u64)>),
     Categorical(Vec<(String, u64)>),

@@ -146,3 +146,70 @@ pub(super) fn chi2(
         .unwrap_or(f64::NAN);
     (Some(stat), Some(p))
 }
+
+/// PSI of a categorical feature: each category a bin (`psi`'s definition: proportions,
+/// an empty bin at 1e-4).
+fn categorical_psi(base: &[(String, u64)], current: &HashMap<String, u64>) -> Option<f64> {
+    let nb: u64 = base.iter().map(|(_, c)| c).sum();
+    let nc: u64 = current.values().sum();
+    if nb == 0 || nc == 0 {
+        return None;
+    }
+    let mut table: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for (k, c) in base {
+        table.entry(k.as_str()).or_default().0 += c;
+    }
+    for (k, c) in current {
+        table.entry(k.as_str()).or_default().1 += c;
+    }
+    let share = |c: u64, n: u64| if c == 0 { 1e-4 } else { c as f64 / n as f64 };
+    Some(
+        table
+            .values()
+            .map(|(b, c)| {
+                let (pb, pc) = (share(*b, nb), share(*c, nc));
+                (pc - pb) * (pc / pb).ln()
+            })
+            .sum(),
+    )
+}
+
+/// The drift statistic and p-value of `method` (`ks_test`, `psi`, `chi2`, `wasserstein`)
+/// for a feature's current values against its baseline: `numbers` (numeric features, in
+/// any order) or `categories` (counts by category). What `check_drift` computes, for the
+/// monitoring area.
+pub fn drift_statistic(
+    method: &str,
+    reference: &Reference,
+    numbers: &mut [f64],
+    categories: &HashMap<String, u64>,
+) -> Result<(Option<f64>, Option<f64>)> {
+    let method = Method::parse(method)?;
+    numbers.sort_unstable_by(f64::total_cmp);
+    Ok(match (reference, method) {
+        (Reference::Skipped(_), _) => (None, None),
+        (Reference::Numeric(base), Method::Chi2) => {
+            let (s, p, _) = binned_chi2(base, numbers);
+            (s, p)
+        }
+        (Reference::Numeric(base), m) => numeric_test(m, base, numbers),
+        (Reference::Categorical(base), Method::Psi) => (categorical_psi(base, categories), None),
+        (Reference::Categorical(base), Method::Chi2) => chi2(base, categories),
+        (Reference::Categorical(_), _) => (None, None),
+    })
+}
+
+/// A baseline feature's reference, loaded (numeric summaries are read from the warehouse).
+pub async fn load_reference(
+    registry: &Registry,
+    state: &SessionState,
+    b: &BaselineFeature,
+) -> Result<Reference> {
+    Ok(match &b.sketch {
+        BaselineSketch::Numeric { path, .. } => {
+            let url = registry.warehouse().url_of(path);
+            Reference::Numeric(read_values(state, &url).await?)
+        }
+        BaselineSketch::Categorical { counts } => Reference::Categorical(counts.clone()),
+    })
+}
