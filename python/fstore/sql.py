@@ -2,9 +2,10 @@
 
 Every statement the package sends is built here, by one rule per kind of token:
 
-- **identifiers** (tables, feature groups, feature sets, features, columns) are always
-  double-quoted, with ``"`` doubled (:func:`identifier`), so any name — mixed case, spaces,
-  quotes, keywords — means exactly itself;
+- **identifiers** (tables, feature groups, feature sets, features, columns) are written bare
+  when they are plain lower-case names that are not SQL keywords (``amount``), as a person
+  would write them, and double-quoted otherwise, with ``"`` doubled (:func:`identifier`), so
+  any name — mixed case, spaces, quotes, keywords — means exactly itself;
 - **values** go as bound parameters (``?``) wherever the server binds them: in the ``WHERE``
   clauses of queries (system tables, online lookups);
 - **constants** of FStore statements and table-function arguments (``CREATE EXPECTATION …
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._keywords import KEYWORDS
 from .errors import InvalidArgument
 
 __all__ = [
@@ -42,16 +44,23 @@ __all__ = [
 ]
 
 
-def identifier(name: str) -> str:
-    """A double-quoted SQL identifier: ``customer_behavior`` → ``"customer_behavior"``.
+_PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 
-    Quotes inside the name are doubled (``a"b`` → ``"a""b"``). An empty name, or one holding a
-    NUL character, is refused.
+
+def identifier(name: str) -> str:
+    """An SQL identifier for ``name``: ``amount`` → ``amount``; ``Amount $`` → ``"Amount $"``.
+
+    A plain lower-case name (letters, digits, ``_``) that is not an SQL keyword is written as
+    it is; any other name is double-quoted with its quotes doubled (``a"b`` → ``"a""b"``),
+    so that it keeps its case and characters. An empty name, or one holding a NUL character,
+    is refused.
     """
     if not isinstance(name, str) or name == "":
         raise InvalidArgument(f"a name must be a non-empty string, got {name!r}")
     if "\x00" in name:
         raise InvalidArgument(f"a name cannot contain a NUL character: {name!r}")
+    if _PLAIN.fullmatch(name) and name not in KEYWORDS:
+        return name
     return '"' + name.replace('"', '""') + '"'
 
 

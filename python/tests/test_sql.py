@@ -36,8 +36,15 @@ from fstore.transformations import Encoder, WindowAggregator
 @pytest.mark.parametrize(
     ("name", "quoted"),
     [
-        ("customer_behavior", '"customer_behavior"'),
+        ("customer_behavior", "customer_behavior"),
+        ("tx_count_30d", "tx_count_30d"),
+        ("_fstore_tmp_0a1b", "_fstore_tmp_0a1b"),
+        ("Customer", '"Customer"'),
         ("Customer Behavior", '"Customer Behavior"'),
+        ("30d_mean", '"30d_mean"'),
+        ("amount\n", '"amount\n"'),
+        ("category", '"category"'),
+        ("window", '"window"'),
         ('say "hi"', '"say ""hi"""'),
         ("it's", '"it\'s"'),
         ("select", '"select"'),
@@ -45,7 +52,7 @@ from fstore.transformations import Encoder, WindowAggregator
         ('x"; DROP TABLE t; --', '"x""; DROP TABLE t; --"'),
     ],
 )
-def test_identifiers_are_always_double_quoted_with_quotes_doubled(name, quoted):
+def test_identifiers_are_bare_when_plain_and_quoted_otherwise(name, quoted):
     assert identifier(name) == quoted
 
 
@@ -108,11 +115,12 @@ def test_durations_are_written_in_their_long_form(text, long, suffix):
 
 
 def test_feature_references():
-    assert feature_ref("customer_behavior.amount") == '"customer_behavior"."amount"'
-    assert feature_ref("customer_behavior:amount") == '"customer_behavior"."amount"'
-    assert feature_ref("customer_behavior.*") == '"customer_behavior".*'
+    assert feature_ref("customer_behavior.amount") == "customer_behavior.amount"
+    assert feature_ref("customer_behavior:amount") == "customer_behavior.amount"
+    assert feature_ref("customer_behavior.*") == "customer_behavior.*"
+    assert feature_ref("product_features.category") == 'product_features."category"'
     assert feature_ref('Odd Group.Mean "30"') == '"Odd Group"."Mean ""30"""'
-    assert feature_ref("amount") == '"amount"'
+    assert feature_ref("amount") == "amount"
     assert feature_list_item("customer_behavior:*") == "customer_behavior:*"
     assert feature_list_item("product_features.price") == "product_features:price"
     assert feature_list_item("fraud_detection_v1@2") == "fraud_detection_v1@2"
@@ -127,14 +135,15 @@ def test_feature_set_references():
     assert parse_set_id("odd@name@2") == ("odd@name", 2)
     fs = FeatureSet("fraud", 2, ("cb.amount",), {})
     assert fs.id == "fraud@2"
-    assert set_statement_ref(fs) == '"fraud" VERSION 2'
+    assert set_statement_ref(fs) == "fraud VERSION 2"
     assert set_statement_ref("Fraud Set") == '"Fraud Set"'
     assert set_argument(fs) == "'fraud@2'"
     assert set_argument("o'set@1") == "'o''set@1'"
 
 
 def test_sources_are_names_or_query_texts():
-    assert source_sql("transactions") == '"transactions"'
+    assert source_sql("transactions") == "transactions"
+    assert source_sql("Odd T") == '"Odd T"'
     assert source_sql("SELECT * FROM t WHERE x > 1;") == "(SELECT * FROM t WHERE x > 1)"
 
 
@@ -142,9 +151,9 @@ def test_window_aggregator_names_features_as_workflow_01():
     agg = WindowAggregator(window_size="30d", aggregations=["mean", "sum", "count"])
     features = agg.features(["amount"])
     assert [f.sql() for f in features] == [
-        '"amount_mean_30d" = mean("amount") WINDOW \'30 days\'',
-        '"amount_sum_30d" = sum("amount") WINDOW \'30 days\'',
-        "\"tx_count_30d\" = count(*) WINDOW '30 days'",
+        "amount_mean_30d = mean(amount) WINDOW '30 days'",
+        "amount_sum_30d = sum(amount) WINDOW '30 days'",
+        "tx_count_30d = count(*) WINDOW '30 days'",
     ]
     odd = WindowAggregator("7d", ["max", "count_distinct"], columns=['Amount "$"'])
     assert [f.sql() for f in odd.features([])] == [
@@ -160,11 +169,9 @@ def test_window_aggregator_names_features_as_workflow_01():
 
 
 def test_encoders():
-    assert (
-        Encoder("target_encoding").using("conversion") == 'target_encoding(target => "conversion")'
-    )
-    assert Encoder("target_encoding", params={"smoothing": 5}).using("y") == (
-        'target_encoding(target => "y", smoothing => 5)'
+    assert Encoder("target_encoding").using("conversion") == "target_encoding(target => conversion)"
+    assert Encoder("target_encoding", params={"smoothing": 5}).using("Label") == (
+        'target_encoding(target => "Label", smoothing => 5)'
     )
     assert Encoder("hash", params={"buckets": 8}).using(None) == "hash(buckets => 8)"
     assert Encoder("one_hot").output_column("category") == "category_onehot"
@@ -179,9 +186,7 @@ def test_encoders():
 
 def test_monitor_metrics():
     assert Metric("missing_values", 0.05).sql() == "missing_values > 0.05"
-    assert (
-        Metric("missing_values", 0.05, feature="amount").sql() == 'missing_values("amount") > 0.05'
-    )
+    assert Metric("missing_values", 0.05, feature="amount").sql() == "missing_values(amount) > 0.05"
     assert Metric("freshness", "2h").sql() == "freshness > '2 hours'"
     assert Metric("row_count", 1000, op="<").sql() == "row_count < 1000"
 

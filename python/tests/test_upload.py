@@ -49,7 +49,7 @@ def test_an_uploaded_frame_is_dropped_after_the_query(store, spine, group):
         assert got.sort_by("transaction_id").to_pylist() == expected.to_pylist()
         script = store.last_sql
         assert "uploaded by ADBC bulk ingest into table _fstore_tmp_" in script
-        assert script.splitlines()[-1].startswith('DROP TABLE IF EXISTS "_fstore_tmp_')
+        assert script.splitlines()[-1].startswith("DROP TABLE IF EXISTS _fstore_tmp_")
         assert upload_tables(store) == []
 
 
@@ -136,7 +136,7 @@ def test_every_upload_is_followed_by_its_drop(fail_on):
     except FStoreError as e:
         assert "it failed" in str(e) or "bad batch" in str(e)
     assert conn.log[0].startswith(f"INGEST {TEMP_PREFIX}")
-    assert conn.log[-1] == f'DROP TABLE IF EXISTS "{conn.log[0][7:]}"'
+    assert conn.log[-1] == f"DROP TABLE IF EXISTS {conn.log[0][7:]}"
 
 
 def test_a_failed_drop_warns_and_keeps_the_original_error():
