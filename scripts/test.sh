@@ -8,6 +8,7 @@
 #   4. layering check, cargo fmt --check, cargo clippy -D warnings
 #   5. cargo test: unit tests, the SQL suite (sql/slt), process and S3 tests
 #   6. pytest tests/clients: real Flight SQL clients against a real server (when present)
+#   7. the Python package (python/): ruff, mypy --strict, pytest python/tests
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -70,5 +71,14 @@ if compgen -G "tests/clients/test_*.py" >/dev/null; then
   # cargo test built target/debug/fstore (same features as the tests: no second build).
   FSTORE_BIN="$ROOT/target/debug/fstore" "$VENV/bin/python" -m pytest tests/clients -q
 fi
+
+step "python package (ruff, mypy, pytest)"
+# The guide's Python API (python/, package fstore): installed into the same venv, linted,
+# type-checked, and tested against real servers (python/tests/test_user_guide.py runs the
+# user guide's code blocks and compares them with sql/workflows through ADBC).
+"$VENV/bin/pip" install -q --disable-pip-version-check ./python -r python/requirements-dev.txt
+"$VENV/bin/ruff" check python
+"$VENV/bin/mypy" --strict python/fstore
+FSTORE_BIN="$ROOT/target/debug/fstore" "$VENV/bin/python" -m pytest python/tests -q
 
 step "all tests passed"
