@@ -66,25 +66,31 @@ class Session:
         sql: str,
         parameters: tuple[Any, ...] | pa.RecordBatch | None = None,
         note: str | None = None,
+        *,
+        shown: str | None = None,
     ) -> pa.Table:
         """Runs one statement (binding ``parameters``: one row, or a record batch of rows) and
-        returns its rows (an empty table for commands without rows)."""
+        returns its rows (an empty table for commands without rows).
+
+        ``shown`` is the statement as recorded and put in errors, when it differs from what is
+        sent (secrets masked)."""
+        text = shown if shown is not None else sql
         if isinstance(parameters, pa.RecordBatch):
-            shown = f"{parameters.num_rows} parameter row(s) bound as an Arrow record batch"
-            note = f"{note}\n{shown}" if note else shown
-            self._record(call, Statement(sql, (), note))
+            bound = f"{parameters.num_rows} parameter row(s) bound as an Arrow record batch"
+            note = f"{note}\n{bound}" if note else bound
+            self._record(call, Statement(text, (), note))
         else:
-            self._record(call, Statement(sql, tuple(parameters or ()), note))
+            self._record(call, Statement(text, tuple(parameters or ()), note))
         with self._lock:
             try:
                 cursor = self._conn.cursor()
             except Exception as e:
-                raise _mapped(e, sql) from None
+                raise _mapped(e, text) from None
             try:
                 cursor.execute(sql, parameters if parameters else None)
                 table = cursor.fetch_arrow_table()
             except Exception as e:
-                raise _mapped(e, sql) from None
+                raise _mapped(e, text) from None
             finally:
                 with contextlib.suppress(Exception):
                     cursor.close()

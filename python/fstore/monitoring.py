@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from .errors import InvalidArgument
-from .results import DriftBaseline, DriftReport, Monitor
-from .sql import duration, identifier, literal
+from .results import DriftBaseline, DriftReport, Monitor, Rows
+from .sql import duration, feature_ref, identifier, literal
 from .store import (
     FeatureStore,
     SetRef,
@@ -26,7 +25,7 @@ from .store import (
     time_text,
 )
 
-__all__ = ["DRIFT_METHODS", "DriftMonitor", "FeatureMonitor", "Metric"]
+__all__ = ["DRIFT_METHODS", "METRICS", "DriftMonitor", "FeatureMonitor", "Metric"]
 
 DRIFT_METHODS = ("ks_test", "psi", "chi2", "wasserstein")
 """The drift tests ``check_drift`` runs."""
@@ -102,17 +101,25 @@ class DriftMonitor:
 
 @dataclass(frozen=True)
 class Metric:
-    """One metric of a monitor: ``name[(feature)] op threshold``, alerting ``alert_channel``."""
+    """One metric of a monitor: ``name[(feature[, 'method'])] op threshold``, alerting
+    ``alert_channel``."""
 
     name: str
     threshold: float | int | str
     alert_channel: str | None = None
     feature: str | None = None
     op: str = ">"
+    method: str | None = None
 
     def sql(self) -> str:
-        """The metric as written in ``METRICS (…)``: ``missing_values > 0.05``."""
-        subject = self.name if self.feature is None else f"{self.name}({identifier(self.feature)})"
+        """The metric as written in ``METRICS (…)``: ``missing_values > 0.05``,
+        ``drift(amount, 'ks_test') > 0.1``, ``freshness > '2 hours'``."""
+        args = []
+        if self.feature is not None:
+            args.append(feature_ref(self.feature))
+        if self.method is not None:
+            args.append(literal(self.method))
+        subject = self.name + (f"({', '.join(args)})" if args else "")
         if isinstance(self.threshold, str):
             value = literal(duration(self.threshold))
         else:
@@ -120,7 +127,16 @@ class Metric:
         return f"{subject} {self.op} {value}"
 
 
-_FREQUENCY = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
+METRICS = (
+    "missing_values",
+    "drift",
+    "psi",
+    "freshness",
+    "row_count",
+    "expectations_failed",
+    "online_staleness",
+)
+"""The metrics a monitor of the server measures."""
 
 
 class FeatureMonitor:
@@ -129,7 +145,9 @@ class FeatureMonitor:
 
     Add metrics with :meth:`add_metric`, then :meth:`start_monitoring` creates the monitor on
     the server: ``CREATE MONITOR <set>_monitor ON FEATURE SET … EVERY '1 hour' METRICS
-    (missing_values > 0.05) ALERT TO slack``.
+    (missing_values > 0.05) ALERT TO slack``. The server runs it on its schedule, records every
+    value in ``fstore.monitor_runs`` and alerts the channels when a metric crosses its
+    threshold (and again when it recovers).
     """
 
     def __init__(self, store: FeatureStore | None = None) -> None:
@@ -149,31 +167,45 @@ class FeatureMonitor:
         alert_channel: str | None = None,
         *,
         feature: str | None = None,
+        method: str | None = None,
         op: str = ">",
     ) -> Metric:
-        """Adds a metric: alert when ``metric [op] threshold`` (``missing_values > 0.05``).
+        """Adds a metric: alert when ``metric op threshold`` (``missing_values > 0.05``).
 
-        Metrics of the server: ``missing_values``, ``row_count``, ``freshness`` (a duration),
-        ``expectations_failed``, ``online_staleness``, ``drift``, ``psi``; ``feature`` limits
-        one to a feature. ``alert_channel`` names a channel created with
+        Metrics: ``missing_values`` (NULL fraction, on every feature unless ``feature`` names
+        one), ``drift`` / ``psi`` (against the set's drift baseline; ``method`` such as
+        ``'ks_test'``), ``freshness`` and ``online_staleness`` (durations: ``"2h"``),
+        ``row_count``, ``expectations_failed``. ``alert_channel`` names a channel created with
         :meth:`FeatureStore.create_alert_channel`.
         """
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", metric):
-            raise InvalidArgument(f"metric {metric!r}: a metric is a lower-case name")
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}")
         if op not in (">", ">=", "<", "<="):
             raise InvalidArgument(f"op must be one of >, >=, <, <=; got {op!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float, str)):
             raise InvalidArgument(f"threshold must be a number or a duration, got {threshold!r}")
-        m = Metric(metric, threshold, alert_channel, feature, op)
+        m = Metric(metric, threshold, alert_channel, feature, op, method)
         m.sql()
         self.metrics.append(m)
         return m
 
     def start_monitoring(
-        self, feature_set: SetRef, frequency: str = "1h", *, name: str | None = None
+        self,
+        feature_set: SetRef,
+        frequency: str = "1h",
+        *,
+        name: str | None = None,
+        window: str | None = None,
+        renotify_every: str | None = None,
+        replace: bool = False,
     ) -> Monitor:
         """Creates the monitor on the server, run every ``frequency`` (``"1h"`` → ``EVERY
-        '1 hour'``); its name defaults to ``<set>_monitor``."""
+        '1 hour'``); its name defaults to ``<set>_monitor``.
+
+        ``window``: the rows each run measures — a duration (the last hour: ``WINDOW '1
+        hour'``), ``"since last run"``, or all rows (default). ``renotify_every``: how often an
+        alert that stays open is sent again. ``replace=True`` writes ``CREATE OR REPLACE``.
+        """
         if not self.metrics:
             raise InvalidArgument("start_monitoring: add a metric first (add_metric)")
         set_name, _ = set_parts(feature_set)
@@ -181,37 +213,64 @@ class FeatureMonitor:
         every = duration(frequency)
         channels = list(dict.fromkeys(m.alert_channel for m in self.metrics if m.alert_channel))
         target = set_statement_ref(feature_set)
-        sql = (
-            f"CREATE MONITOR {identifier(monitor)} ON FEATURE SET {target}\n"
-            f"  EVERY {literal(every)}\n"
-            f"  METRICS ({', '.join(m.sql() for m in self.metrics)})"
-        )
+        lines = [
+            f"CREATE {'OR REPLACE ' if replace else ''}MONITOR {identifier(monitor)} "
+            f"ON FEATURE SET {target}",
+            f"  EVERY {literal(every)}",
+        ]
+        if window is not None:
+            if window.strip().lower() == "since last run":
+                lines.append("  SINCE LAST RUN")
+            else:
+                lines.append(f"  WINDOW {literal(duration(window))}")
+        lines.append(f"  METRICS ({', '.join(m.sql() for m in self.metrics)})")
         if channels:
-            sql += f"\n  ALERT TO {', '.join(identifier(c) for c in channels)}"
+            lines.append(f"  ALERT TO {', '.join(identifier(c) for c in channels)}")
+        if renotify_every is not None:
+            lines.append(f"  RENOTIFY EVERY {literal(duration(renotify_every))}")
         store = self.store
         call = store._begin()
         with monitoring_statement(call, "MONITOR"):
-            store._session.run(call, sql)
+            store._session.run(call, "\n".join(lines))
         self.monitor = Monitor(
             monitor, str(feature_set), tuple(m.sql() for m in self.metrics), every, call.sql
         )
         return self.monitor
 
-    def run_now(self) -> str:
-        """Runs the monitor once now (``RUN MONITOR``); returns the SQL."""
-        return self._statement("RUN MONITOR")
+    def run_now(self, as_of: object = None) -> Rows:
+        """Runs the monitor once now (``RUN MONITOR name [AS OF '…']``): one row per metric
+        value, with its status."""
+        sql = f"RUN MONITOR {identifier(self._name())}"
+        if as_of is not None:
+            sql += f" AS OF {literal(time_text(as_of, 'as_of'))}"
+        return self._run(sql)
 
-    def stop_monitoring(self) -> str:
-        """Drops the monitor (``DROP MONITOR``); returns the SQL."""
-        sql = self._statement("DROP MONITOR")
+    def history(self) -> Rows:
+        """Every kept run's values, oldest first (``SELECT * FROM monitor_history('name')``)."""
+        return self._run(f"SELECT * FROM monitor_history({literal(self._name())})")
+
+    def pause(self) -> Rows:
+        """Stops the schedule without dropping the monitor (``ALTER MONITOR … PAUSE``)."""
+        return self._run(f"ALTER MONITOR {identifier(self._name())} PAUSE")
+
+    def resume(self) -> Rows:
+        """Restarts the schedule (``ALTER MONITOR … RESUME``)."""
+        return self._run(f"ALTER MONITOR {identifier(self._name())} RESUME")
+
+    def stop_monitoring(self) -> Rows:
+        """Drops the monitor (``DROP MONITOR``)."""
+        rows = self._run(f"DROP MONITOR {identifier(self._name())}")
         self.monitor = None
-        return sql
+        return rows
 
-    def _statement(self, verb: str) -> str:
+    def _name(self) -> str:
         if self.monitor is None:
             raise InvalidArgument("no monitor: call start_monitoring(...) first")
+        return self.monitor.name
+
+    def _run(self, sql: str) -> Rows:
         store = self.store
         call = store._begin()
         with monitoring_statement(call, "MONITOR"):
-            store._session.run(call, f"{verb} {identifier(self.monitor.name)}")
-        return call.sql
+            table = store._session.run(call, sql)
+        return Rows(table, call.sql)

@@ -792,10 +792,22 @@ class FeatureStore:
     # ------------------------------------------------------------------- alerting
 
     def create_alert_channel(
-        self, name: str, type: str = "slack", *, webhook: str, replace: bool = False
+        self,
+        name: str,
+        type: str = "slack",
+        *,
+        webhook: str,
+        headers: Mapping[str, str] | None = None,
+        rate: float | None = None,
+        replace: bool = False,
     ) -> str:
-        """Creates an alert channel for monitors (``CREATE ALERT CHANNEL name TYPE slack
-        WEBHOOK '…'``); ``type="webhook"`` sends generic JSON to ``webhook``. Returns the SQL.
+        """Creates an alert channel for monitors and returns its SQL (secrets as ``***``).
+
+        ``CREATE ALERT CHANNEL name TYPE slack WEBHOOK '…'`` (Slack's incoming webhooks), or
+        ``type="webhook"`` (generic JSON to ``webhook``, with ``headers``). ``rate`` limits
+        messages per second.
+        The server stores the URL and headers as secrets (``fstore.alert_channels`` masks
+        them); only administrators manage channels.
 
         Raises :class:`~fstore.errors.ServerFeatureMissing` on a server without monitoring
         (issue 15)."""
@@ -803,12 +815,23 @@ class FeatureStore:
         if type not in ("slack", "webhook"):
             raise InvalidArgument(f"alert channel type {type!r}: use 'slack' or 'webhook'")
         keyword = "WEBHOOK" if type == "slack" else "URL"
-        sql = (
+        head = (
             f"CREATE {'OR REPLACE ' if replace else ''}ALERT CHANNEL {identifier(name)} "
-            f"TYPE {type} {keyword} {literal(webhook)}"
+            f"TYPE {type} {keyword} "
         )
+        sql, shown = head + literal(webhook), head + "'***'"
+        if headers:
+            real = [f"{literal(k)} = {literal(v)}" for k, v in headers.items()]
+            masked = [f"{literal(k)} = '***'" for k in headers]
+            sql += f" HEADERS ({', '.join(real)})"
+            shown += f" HEADERS ({', '.join(masked)})"
+        if rate is not None:
+            sql += f" RATE {literal(float(rate))}"
+            shown += f" RATE {literal(float(rate))}"
         with monitoring_statement(call, "ALERT CHANNEL"):
-            self._session.run(call, sql)
+            self._session.run(
+                call, sql, note="the URL and headers are secrets: shown as ***", shown=shown
+            )
         return call.sql
 
 

@@ -189,6 +189,8 @@ def test_monitor_metrics():
     assert Metric("missing_values", 0.05, feature="amount").sql() == "missing_values(amount) > 0.05"
     assert Metric("freshness", "2h").sql() == "freshness > '2 hours'"
     assert Metric("row_count", 1000, op="<").sql() == "row_count < 1000"
+    drift = Metric("drift", 0.1, feature="cb.amount", method="ks_test")
+    assert drift.sql() == "drift(cb.amount, 'ks_test') > 0.1"
 
 
 SCHEMA = pa.schema(
