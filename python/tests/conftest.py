@@ -63,15 +63,17 @@ class Server:
         )
         self.lines: list[str] = []
         self.port: int | None = None
+        self.scheme = "grpc"
         ready = threading.Event()
 
         def pump() -> None:
             assert self.proc.stderr is not None
             for line in self.proc.stderr:
                 self.lines.append(line.rstrip("\n"))
-                m = re.search(r"listening on grpc://127\.0\.0\.1:(\d+)", line)
+                m = re.search(r"listening on (grpc(?:\+tls)?)://127\.0\.0\.1:(\d+)", line)
                 if m:
-                    self.port = int(m.group(1))
+                    self.scheme = m.group(1)
+                    self.port = int(m.group(2))
                     ready.set()
             ready.set()
 
@@ -82,7 +84,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"grpc://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def connect(self, user: str = "admin", password: str = ADMIN_PASSWORD):
         import adbc_driver_flightsql.dbapi as flight_sql
