@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FSTORE_BIN = os.environ.get("FSTORE_BIN", str(ROOT / "target" / "debug" / "fstore"))
+FSTORE_BIN = str(Path(os.environ.get("FSTORE_BIN", ROOT / "target" / "debug" / "fstore")).resolve())
 ADMIN_PASSWORD = "s3cret-admin"
 DEMO_ROWS = 20000
 
