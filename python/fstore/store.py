@@ -726,7 +726,8 @@ class FeatureStore:
         statement is ``SELECT … FROM online_features('set') WHERE key = ?`` with the keys bound
         as parameter rows (the server's direct lookup path): one row per entity that is online,
         in the order of ``entity_keys``, each once; a key that is not online has no row.
-        ``features`` limits the columns (keys and times are always returned).
+        ``features`` limits the columns (keys and times are always returned). The version
+        answering is the one served online (:meth:`configure_online_serving`).
         """
         call = self._begin()
         name, version = set_parts(feature_set)
