@@ -212,7 +212,9 @@ impl Metrics {
 
 /// A label value, escaped for the exposition format.
 fn label_value(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The monitors' latest values as gauges (from the registry: the same on every server of a

@@ -104,10 +104,9 @@ fn check_owner(engine: &Engine, owner: &str, name: &str) -> datafusion::error::R
             let v = state.feature_set(&reference)?;
             crate::registry::ObjectRef::set_version(&v.name, v.version)
         }
-        crate::registry::MonitorTarget::FeatureGroup { name } => crate::registry::ObjectRef::new(
-            crate::registry::ObjectKind::FeatureGroup,
-            name,
-        ),
+        crate::registry::MonitorTarget::FeatureGroup { name } => {
+            crate::registry::ObjectRef::new(crate::registry::ObjectKind::FeatureGroup, name)
+        }
     };
     if state.allows(owner, crate::registry::Privilege::Select, Some(&object)) {
         Ok(())

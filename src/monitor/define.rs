@@ -5,7 +5,9 @@
 use arrow_schema::DataType;
 use datafusion::error::Result;
 
-use super::statements::{CreateChannel, CreateMonitor, MetricArg, MetricSpec, Threshold, WindowSpec};
+use super::statements::{
+    CreateChannel, CreateMonitor, MetricArg, MetricSpec, Threshold, WindowSpec,
+};
 use crate::error::FStoreError;
 use crate::registry::{
     AlertChannel, ChannelKind, Comparison, FeatureGroup, MetricKind, Monitor, MonitorMetric,
@@ -177,13 +179,16 @@ pub fn monitor(c: &CreateMonitor, state: &RegistryState) -> Result<Monitor> {
             name: c.target.clone(),
         }
     };
-    let resolved = Target::resolve(state, &target)
-        .map_err(|e| invalid(m, crate::error::user_message(&e)))?;
+    let resolved =
+        Target::resolve(state, &target).map_err(|e| invalid(m, crate::error::user_message(&e)))?;
     let every = interval(m, &c.every, "EVERY")?;
     if every.micros < MIN_EVERY_MICROS {
         return Err(invalid(
             m,
-            format!("EVERY '{}' is shorter than the minimum of 1 second", c.every),
+            format!(
+                "EVERY '{}' is shorter than the minimum of 1 second",
+                c.every
+            ),
         ));
     }
     let window = match &c.window {
@@ -210,7 +215,10 @@ pub fn monitor(c: &CreateMonitor, state: &RegistryState) -> Result<Monitor> {
             .iter()
             .any(|x| x.kind == metric.kind && x.feature == metric.feature)
         {
-            return Err(invalid(m, format!("metric {} is given twice", metric.to_sql())));
+            return Err(invalid(
+                m,
+                format!("metric {} is given twice", metric.to_sql()),
+            ));
         }
         metrics.push(metric);
     }
@@ -228,7 +236,12 @@ pub fn monitor(c: &CreateMonitor, state: &RegistryState) -> Result<Monitor> {
     })
 }
 
-fn metric(m: &str, spec: &MetricSpec, target: &Target, state: &RegistryState) -> Result<MonitorMetric> {
+fn metric(
+    m: &str,
+    spec: &MetricSpec,
+    target: &Target,
+    state: &RegistryState,
+) -> Result<MonitorMetric> {
     let name = spec.name.as_str();
     let mut feature: Option<String> = None;
     let mut method: Option<String> = None;
@@ -269,12 +282,18 @@ fn metric(m: &str, spec: &MetricSpec, target: &Target, state: &RegistryState) ->
         "expectations_failed" => MetricKind::ExpectationsFailed,
         "online_staleness" => MetricKind::OnlineStaleness,
         other => {
-            return Err(invalid(m, format!("unknown metric '{other}'; metrics: {METRICS}")));
+            return Err(invalid(
+                m,
+                format!("unknown metric '{other}'; metrics: {METRICS}"),
+            ));
         }
     };
     let per_feature = matches!(kind, MetricKind::MissingValues | MetricKind::Drift { .. });
     if feature.is_some() && !per_feature {
-        return Err(invalid(m, format!("{name} takes no feature; write {}", usage(name))));
+        return Err(invalid(
+            m,
+            format!("{name} takes no feature; write {}", usage(name)),
+        ));
     }
     // The feature, resolved to `group.feature`.
     let resolved = match &feature {
@@ -290,31 +309,47 @@ fn metric(m: &str, spec: &MetricSpec, target: &Target, state: &RegistryState) ->
         let Some((set, version)) = &target.set else {
             return Err(invalid(
                 m,
-                format!("{name} compares with a feature set's drift baseline; monitor a feature set (ON FEATURE SET …)"),
+                format!(
+                    "{name} compares with a feature set's drift baseline; monitor a feature set (ON FEATURE SET …)"
+                ),
             ));
         };
         let key = format!("{set}@{version}");
         let Some(baseline) = state.baselines.get(&key) else {
             return Err(invalid(
                 m,
-                format!("{name}: feature set '{set}' version {version} has no drift baseline (SET DRIFT BASELINE FOR FEATURE SET {set} FROM '…' TO '…')"),
+                format!(
+                    "{name}: feature set '{set}' version {version} has no drift baseline (SET DRIFT BASELINE FOR FEATURE SET {set} FROM '…' TO '…')"
+                ),
             ));
         };
         if let Some((g, f)) = &resolved {
-            if !baseline.features.iter().any(|b| &b.group == g && &b.feature == f) {
-                return Err(invalid(m, format!("{name}: the baseline of {key} has no feature {g}.{f}")));
+            if !baseline
+                .features
+                .iter()
+                .any(|b| &b.group == g && &b.feature == f)
+            {
+                return Err(invalid(
+                    m,
+                    format!("{name}: the baseline of {key} has no feature {g}.{f}"),
+                ));
             }
             let numeric = target.data_type(g, f).is_some_and(|t| t.is_numeric());
             if !numeric && method != "chi2" && method != "psi" {
                 return Err(invalid(
                     m,
-                    format!("{name}: {g}.{f} is not numeric; {method} needs a numeric feature (use chi2 or psi)"),
+                    format!(
+                        "{name}: {g}.{f} is not numeric; {method} needs a numeric feature (use chi2 or psi)"
+                    ),
                 ));
             }
         }
     }
     if matches!(kind, MetricKind::OnlineStaleness) && target.set.is_none() {
-        return Err(invalid(m, "online_staleness is a metric of an online feature set (ON FEATURE SET …)".into()));
+        return Err(invalid(
+            m,
+            "online_staleness is a metric of an online feature set (ON FEATURE SET …)".into(),
+        ));
     }
     let op = match spec.op.as_str() {
         ">" => Comparison::Gt,
@@ -324,9 +359,11 @@ fn metric(m: &str, spec: &MetricSpec, target: &Target, state: &RegistryState) ->
     };
     let duration = matches!(kind, MetricKind::Freshness | MetricKind::OnlineStaleness);
     let threshold = match (&spec.threshold, duration) {
-        (Threshold::Number(n), _) => n.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
-            invalid(m, format!("{name}: threshold {n} is not a number"))
-        })?,
+        (Threshold::Number(n), _) => n
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| invalid(m, format!("{name}: threshold {n} is not a number")))?,
         (Threshold::Text(t), true) => interval(m, t, name)?.micros as f64 / 1e6,
         (Threshold::Text(t), false) => {
             return Err(invalid(
@@ -338,7 +375,9 @@ fn metric(m: &str, spec: &MetricSpec, target: &Target, state: &RegistryState) ->
     if matches!(kind, MetricKind::MissingValues) && !(0.0..=1.0).contains(&threshold) {
         return Err(invalid(
             m,
-            format!("missing_values is a fraction of the rows; the threshold {threshold} is not between 0 and 1"),
+            format!(
+                "missing_values is a fraction of the rows; the threshold {threshold} is not between 0 and 1"
+            ),
         ));
     }
     Ok(MonitorMetric {

@@ -111,7 +111,12 @@ pub fn slack_payload(n: &Notification) -> Value {
     }
     fields.push(field(
         "Value",
-        format!("{} (threshold {} {})", number(r.value), r.op.as_str(), number(Some(r.threshold))),
+        format!(
+            "{} (threshold {} {})",
+            number(r.value),
+            r.op.as_str(),
+            number(Some(r.threshold))
+        ),
     ));
     fields.push(field("Window", window_text(n)));
     let mut blocks = vec![
@@ -210,7 +215,9 @@ impl MonitorService {
     pub async fn test_channel(&self, channel: &AlertChannel) -> Outcome {
         let text = format!("FStore test message to alert channel '{}'", channel.name);
         let body = match channel.kind {
-            ChannelKind::Slack => json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}),
+            ChannelKind::Slack => {
+                json!({"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+            }
             ChannelKind::Webhook => json!({
                 "version": "1",
                 "idempotency_key": format!("test-{}", uuid::Uuid::new_v4()),
@@ -219,7 +226,10 @@ impl MonitorService {
                 "sent_at": time(now_micros()),
             }),
         };
-        let key = body["idempotency_key"].as_str().unwrap_or("test").to_string();
+        let key = body["idempotency_key"]
+            .as_str()
+            .unwrap_or("test")
+            .to_string();
         self.send(channel, &body, &key).await
     }
 
@@ -227,8 +237,11 @@ impl MonitorService {
     pub fn deliver(self: &Arc<Self>, engine: &Arc<Engine>) {
         let state = engine.registry().state();
         let now = now_micros();
-        let mut pending: Vec<&Notification> =
-            state.notifications.values().filter(|n| n.is_pending()).collect();
+        let mut pending: Vec<&Notification> = state
+            .notifications
+            .values()
+            .filter(|n| n.is_pending())
+            .collect();
         pending.sort_by_key(|n| n.created_at);
         for n in pending {
             for d in &n.deliveries {
@@ -236,7 +249,11 @@ impl MonitorService {
                     continue;
                 }
                 let key = (n.id.clone(), d.channel.clone());
-                if self.sending.lock().unwrap_or_else(|p| p.into_inner()).contains(&key)
+                if self
+                    .sending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&key)
                     || now < next_attempt(n, &d.attempts)
                 {
                     continue;
@@ -261,7 +278,9 @@ impl MonitorService {
                 let engine = Arc::clone(engine);
                 let notification = n.clone();
                 tokio::spawn(async move {
-                    service.attempt(&engine, &notification, &channel, attempt).await;
+                    service
+                        .attempt(&engine, &notification, &channel, attempt)
+                        .await;
                     service
                         .sending
                         .lock()
@@ -272,7 +291,13 @@ impl MonitorService {
         }
     }
 
-    async fn attempt(&self, engine: &Engine, n: &Notification, channel: &AlertChannel, attempt: u32) {
+    async fn attempt(
+        &self,
+        engine: &Engine,
+        n: &Notification,
+        channel: &AlertChannel,
+        attempt: u32,
+    ) {
         let principal = Principal::trusted("alerts");
         let claim = Change::DeliveryAttempt {
             notification: n.id.clone(),
@@ -280,8 +305,15 @@ impl MonitorService {
             attempt,
             server: self.server.clone(),
         };
-        let statement = format!("-- deliver notification {} to {} (attempt {attempt})", n.id, channel.name);
-        if let Err(e) = engine.registry().commit(&principal, &statement, claim).await {
+        let statement = format!(
+            "-- deliver notification {} to {} (attempt {attempt})",
+            n.id, channel.name
+        );
+        if let Err(e) = engine
+            .registry()
+            .commit(&principal, &statement, claim)
+            .await
+        {
             tracing::debug!(error = %e, "alert delivery: attempt taken elsewhere");
             return;
         }
@@ -307,7 +339,11 @@ impl MonitorService {
             http_status: outcome.http_status,
             error: outcome.error,
         };
-        if let Err(e) = engine.registry().commit(&principal, &statement, result).await {
+        if let Err(e) = engine
+            .registry()
+            .commit(&principal, &statement, result)
+            .await
+        {
             tracing::warn!(error = %e, "alert delivery: outcome not recorded");
         }
     }

@@ -54,7 +54,11 @@ fn quote(name: &str) -> String {
 fn where_sql(ts: &str, w: &Window) -> String {
     let end = format!("{} < TIMESTAMP '{}'", quote(ts), timestamp_text(w.as_of));
     match w.start {
-        Some(s) => format!("{} >= TIMESTAMP '{}' AND {end}", quote(ts), timestamp_text(s)),
+        Some(s) => format!(
+            "{} >= TIMESTAMP '{}' AND {end}",
+            quote(ts),
+            timestamp_text(s)
+        ),
         None => end,
     }
 }
@@ -136,7 +140,11 @@ pub async fn measure(
         .iter()
         .any(|m| m.kind == MetricKind::Freshness);
     // What each group computes.
-    let mut needs: Vec<GroupNeeds> = target.groups.iter().map(|_| GroupNeeds::default()).collect();
+    let mut needs: Vec<GroupNeeds> = target
+        .groups
+        .iter()
+        .map(|_| GroupNeeds::default())
+        .collect();
     for m in &monitor.metrics {
         for (gi, (g, features)) in target.groups.iter().enumerate() {
             let named = |f: &str| {
@@ -155,11 +163,15 @@ pub async fn measure(
                 MetricKind::Drift { method } => {
                     let Some(b) = baseline else { continue };
                     for f in features.iter().filter(|f| named(f)) {
-                        let Some(bf) = b.features.iter().find(|b| b.group == g.name && &b.feature == f)
+                        let Some(bf) = b
+                            .features
+                            .iter()
+                            .find(|b| b.group == g.name && &b.feature == f)
                         else {
                             continue;
                         };
-                        let numeric = matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
+                        let numeric =
+                            matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
                         // Numeric methods skip categorical features unless one is named.
                         if !numeric && m.feature.is_none() && method != "chi2" && method != "psi" {
                             continue;
@@ -194,9 +206,15 @@ pub async fn measure(
             .data_type()
             .clone();
         let bound = |micros: i64| {
-            crate::features::training::time_bound("monitor", &timestamp_text(micros), &ts_type, "time")
+            crate::features::training::time_bound(
+                "monitor",
+                &timestamp_text(micros),
+                &ts_type,
+                "time",
+            )
         };
-        let mut builder = LogicalPlanBuilder::from(plan).filter(ts.clone().lt(bound(window.as_of)?))?;
+        let mut builder =
+            LogicalPlanBuilder::from(plan).filter(ts.clone().lt(bound(window.as_of)?))?;
         // The window is a filter of the rows, or (with freshness) of the aggregates.
         let in_window: Option<Expr> = match window.start {
             Some(s) if freshness => Some(ts.clone().gt_eq(bound(s)?)),
@@ -209,7 +227,9 @@ pub async fn measure(
         let column = |f: &str| -> Expr {
             let x = crate::features::feature_col(f);
             match &in_window {
-                Some(c) => when(c.clone(), x).end().unwrap_or_else(|_| lit(ScalarValue::Null)),
+                Some(c) => when(c.clone(), x)
+                    .end()
+                    .unwrap_or_else(|_| lit(ScalarValue::Null)),
                 None => x,
             }
         };
@@ -220,12 +240,19 @@ pub async fn measure(
             ),
             None => count(lit(1i64)),
         };
-        let mut aggs: Vec<Expr> = vec![rows_expr.clone().alias("__rows"), max(ts.clone()).alias("__newest")];
+        let mut aggs: Vec<Expr> = vec![
+            rows_expr.clone().alias("__rows"),
+            max(ts.clone()).alias("__newest"),
+        ];
         for (fi, f) in need.missing.iter().enumerate() {
             aggs.push(count(column(f)).alias(format!("__nn{fi}")));
         }
         for (di, (f, numeric)) in need.drift.iter().enumerate() {
-            let t = if *numeric { DataType::Float64 } else { DataType::Utf8 };
+            let t = if *numeric {
+                DataType::Float64
+            } else {
+                DataType::Utf8
+            };
             aggs.push(array_agg(cast(column(f), t)).alias(format!("__v{di}")));
         }
         let expectations: Vec<GroupCheck> = need.expectations.iter().cloned().collect();
@@ -236,7 +263,11 @@ pub async fn measure(
         let physical = state.create_physical_plan(&plan).await?;
         let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
         let Some(row) = batches.into_iter().find(|b| b.num_rows() > 0) else {
-            return Err(FStoreError::new(crate::error::ErrorKind::Internal, "monitor: the aggregate returned no row").into());
+            return Err(FStoreError::new(
+                crate::error::ErrorKind::Internal,
+                "monitor: the aggregate returned no row",
+            )
+            .into());
         };
         let rows = count_in(&row, "__rows")?;
         rows_total += rows;
@@ -244,7 +275,10 @@ pub async fn measure(
         let i = row.schema().index_of("__newest")?;
         newest.push(micros_of(&ScalarValue::try_from_array(row.column(i), 0)?));
         for (fi, f) in need.missing.iter().enumerate() {
-            missing.insert(format!("{}.{f}", g.name), (rows, count_in(&row, &format!("__nn{fi}"))?));
+            missing.insert(
+                format!("{}.{f}", g.name),
+                (rows, count_in(&row, &format!("__nn{fi}"))?),
+            );
         }
         for (di, (f, _)) in need.drift.iter().enumerate() {
             let i = row.schema().index_of(&format!("__v{di}"))?;
@@ -273,7 +307,9 @@ pub async fn measure(
                 for (g, features) in &target.groups {
                     for f in features {
                         let key = format!("{}.{f}", g.name);
-                        let Some((rows, nn)) = missing.get(&key) else { continue };
+                        let Some((rows, nn)) = missing.get(&key) else {
+                            continue;
+                        };
                         if m.feature.as_deref().is_some_and(|x| x != key) {
                             continue;
                         }
@@ -296,15 +332,23 @@ pub async fn measure(
                         if m.feature.as_deref().is_some_and(|x| x != key) {
                             continue;
                         }
-                        let Some((numbers, categories)) = drift_values.get_mut(&key) else { continue };
-                        let Some(bf) = b.features.iter().find(|x| x.group == g.name && &x.feature == f) else {
+                        let Some((numbers, categories)) = drift_values.get_mut(&key) else {
                             continue;
                         };
-                        let numeric = matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
+                        let Some(bf) = b
+                            .features
+                            .iter()
+                            .find(|x| x.group == g.name && &x.feature == f)
+                        else {
+                            continue;
+                        };
+                        let numeric =
+                            matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
                         if !numeric && m.feature.is_none() && method != "chi2" && method != "psi" {
                             continue;
                         }
-                        let reference = crate::quality::drift::load_reference(registry, state, bf).await?;
+                        let reference =
+                            crate::quality::drift::load_reference(registry, state, bf).await?;
                         let (statistic, p) = crate::quality::drift::drift_statistic(
                             method, &reference, numbers, categories,
                         )?;
@@ -331,12 +375,26 @@ pub async fn measure(
                         quote(&g.timestamp),
                         timestamp_text(window.as_of)
                     );
-                    let note = value.is_none().then(|| "no event before the run's time".to_string());
+                    let note = value
+                        .is_none()
+                        .then(|| "no event before the run's time".to_string());
                     // No event at all is as stale as it gets.
-                    let status = value.is_none().then_some(MetricStatus::Alert).filter(|_| {
-                        matches!(m.op, Comparison::Gt | Comparison::Ge)
-                    });
-                    results.push(result(m, if several { g.name.clone() } else { String::new() }, value, status, note, Some(query)));
+                    let status = value
+                        .is_none()
+                        .then_some(MetricStatus::Alert)
+                        .filter(|_| matches!(m.op, Comparison::Gt | Comparison::Ge));
+                    results.push(result(
+                        m,
+                        if several {
+                            g.name.clone()
+                        } else {
+                            String::new()
+                        },
+                        value,
+                        status,
+                        note,
+                        Some(query),
+                    ));
                 }
             }
             MetricKind::RowCount => {
@@ -347,25 +405,53 @@ pub async fn measure(
                         where_sql(&g.timestamp, &window)
                     );
                     let value = Some(group_rows[gi] as f64);
-                    results.push(result(m, if several { g.name.clone() } else { String::new() }, value, None, None, Some(query)));
+                    results.push(result(
+                        m,
+                        if several {
+                            g.name.clone()
+                        } else {
+                            String::new()
+                        },
+                        value,
+                        None,
+                        None,
+                        Some(query),
+                    ));
                 }
             }
             MetricKind::ExpectationsFailed => {
-                let checked: Vec<&validate::CheckResult> = checks.iter().filter(|c| c.passed.is_some()).collect();
+                let checked: Vec<&validate::CheckResult> =
+                    checks.iter().filter(|c| c.passed.is_some()).collect();
                 let failed: Vec<String> = checked
                     .iter()
                     .filter(|c| c.passed == Some(false))
-                    .map(|c| format!("{} {} (observed {})", c.feature, c.expectation, c.observed.as_deref().unwrap_or("")))
+                    .map(|c| {
+                        format!(
+                            "{} {} (observed {})",
+                            c.feature,
+                            c.expectation,
+                            c.observed.as_deref().unwrap_or("")
+                        )
+                    })
                     .collect();
                 let (value, note) = if checks.is_empty() {
-                    (None, Some("no feature of the target has expectations".to_string()))
+                    (
+                        None,
+                        Some("no feature of the target has expectations".to_string()),
+                    )
                 } else if checked.is_empty() {
                     (None, None)
                 } else {
-                    (Some(failed.len() as f64), (!failed.is_empty()).then(|| failed.join("; ")))
+                    (
+                        Some(failed.len() as f64),
+                        (!failed.is_empty()).then(|| failed.join("; ")),
+                    )
                 };
                 let query = target.set.as_ref().map(|_| {
-                    let start = window.start.map(|s| format!(", '{}'", timestamp_text(s))).unwrap_or_else(|| ", '0001-01-01'".into());
+                    let start = window
+                        .start
+                        .map(|s| format!(", '{}'", timestamp_text(s)))
+                        .unwrap_or_else(|| ", '0001-01-01'".into());
                     format!(
                         "SELECT * FROM validate('{}'{start}, '{}') WHERE NOT passed",
                         target.label,
@@ -375,7 +461,11 @@ pub async fn measure(
                 results.push(result(m, String::new(), value, None, note, query));
             }
             MetricKind::OnlineStaleness => {
-                let set = target.set.as_ref().map(|(s, _)| s.clone()).unwrap_or_default();
+                let set = target
+                    .set
+                    .as_ref()
+                    .map(|(s, _)| s.clone())
+                    .unwrap_or_default();
                 let query = Some(format!(
                     "SELECT * FROM fstore.materializations WHERE feature_set = '{set}' ORDER BY started DESC LIMIT 1"
                 ));
@@ -399,7 +489,8 @@ pub async fn measure(
                 let (status, note) = match value {
                     Some(_) => (None, None),
                     None => (
-                        matches!(m.op, Comparison::Gt | Comparison::Ge).then_some(MetricStatus::Alert),
+                        matches!(m.op, Comparison::Gt | Comparison::Ge)
+                            .then_some(MetricStatus::Alert),
                         Some("never materialized successfully".to_string()),
                     ),
                 };

@@ -112,7 +112,9 @@ impl MonitorService {
         {
             return Err(crate::error::FStoreError::new(
                 crate::error::ErrorKind::Conflict,
-                format!("monitor '{name}' is already running on this server; try again when it ends"),
+                format!(
+                    "monitor '{name}' is already running on this server; try again when it ends"
+                ),
             )
             .into());
         }
@@ -142,7 +144,11 @@ impl MonitorService {
             MonitorWindow::SinceLastRun => reg
                 .monitor_runs
                 .get(name)
-                .and_then(|runs| runs.iter().rev().find(|r| r.error.is_none() && r.as_of < as_of))
+                .and_then(|runs| {
+                    runs.iter()
+                        .rev()
+                        .find(|r| r.error.is_none() && r.as_of < as_of)
+                })
                 .map(|r| r.as_of),
         };
         let window = measure::Window { start, as_of };

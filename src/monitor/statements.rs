@@ -108,11 +108,18 @@ impl std::fmt::Display for MonitorStatement {
                     if c.replace { "OR REPLACE " } else { "" },
                     c.name,
                     c.kind,
-                    if c.kind.eq_ignore_ascii_case("slack") { "WEBHOOK" } else { "URL" }
+                    if c.kind.eq_ignore_ascii_case("slack") {
+                        "WEBHOOK"
+                    } else {
+                        "URL"
+                    }
                 )?;
                 if !c.headers.is_empty() {
-                    let names: Vec<String> =
-                        c.headers.iter().map(|(k, _)| format!("'{k}' = '***'")).collect();
+                    let names: Vec<String> = c
+                        .headers
+                        .iter()
+                        .map(|(k, _)| format!("'{k}' = '***'"))
+                        .collect();
                     write!(f, " HEADERS ({})", names.join(", "))?;
                 }
                 if let Some(r) = &c.rate {

@@ -17,8 +17,8 @@ use datafusion::error::Result;
 use crate::engine::Setup;
 use crate::providers::system::{SystemTable, utc_micros};
 use crate::registry::{
-    DeliveryState, MetricStatus, MonitorRun, MonitorTarget, MonitorWindow, Registry,
-    RegistryState, monitor_due, now_micros,
+    DeliveryState, MetricStatus, MonitorRun, MonitorTarget, MonitorWindow, Registry, RegistryState,
+    monitor_due, now_micros,
 };
 
 /// A cell of a row-built table.
@@ -123,7 +123,12 @@ fn channel_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
         .collect()
 }
 
-system_table!(ChannelsTable, "alert_channels", channel_columns, channel_rows);
+system_table!(
+    ChannelsTable,
+    "alert_channels",
+    channel_columns,
+    channel_rows
+);
 
 fn monitor_columns() -> Vec<(&'static str, DataType, bool)> {
     vec![
@@ -182,9 +187,8 @@ fn monitor_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
             };
             let last = state.monitor_runs.get(&m.name).and_then(|r| r.last());
             // The next due time: now when overdue, else the next point of the grid.
-            let next = (!m.paused).then(|| {
-                monitor_due(state, m, now + m.every.micros).unwrap_or(now)
-            });
+            let next =
+                (!m.paused).then(|| monitor_due(state, m, now + m.every.micros).unwrap_or(now));
             let open = state
                 .alerts
                 .values()
@@ -197,7 +201,11 @@ fn monitor_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
                 Cell::U(version),
                 s(&m.every.text),
                 s(window),
-                s(m.metrics.iter().map(|x| x.to_sql()).collect::<Vec<_>>().join(", ")),
+                s(m.metrics
+                    .iter()
+                    .map(|x| x.to_sql())
+                    .collect::<Vec<_>>()
+                    .join(", ")),
                 s(m.channels.join(", ")),
                 Cell::S(m.renotify.as_ref().map(|r| r.text.clone())),
                 Cell::B(Some(m.paused)),
@@ -396,7 +404,14 @@ fn delivery_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
             };
             if d.attempts.is_empty() {
                 let mut row = head();
-                row.extend([Cell::U(None), Cell::S(None), Cell::T(None), Cell::B(None), Cell::U(None), Cell::S(None)]);
+                row.extend([
+                    Cell::U(None),
+                    Cell::S(None),
+                    Cell::T(None),
+                    Cell::B(None),
+                    Cell::U(None),
+                    Cell::S(None),
+                ]);
                 out.push(row);
             }
             for a in &d.attempts {
@@ -416,7 +431,12 @@ fn delivery_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
     out
 }
 
-system_table!(DeliveriesTable, "alert_deliveries", delivery_columns, delivery_rows);
+system_table!(
+    DeliveriesTable,
+    "alert_deliveries",
+    delivery_columns,
+    delivery_rows
+);
 
 /// `monitor_history('name')`: run, as_of, metric, feature, value, threshold, status — one
 /// row per metric value of every kept run, oldest first.
@@ -449,7 +469,15 @@ impl TableFunctionImpl for MonitorHistory {
         for run in state.monitor_runs.get(&name).into_iter().flatten() {
             if let Some(e) = &run.error {
                 let _ = e;
-                rows.push(vec![Cell::U(Some(run.run)), Cell::T(Some(run.as_of)), Cell::S(None), Cell::S(None), Cell::F(None), Cell::F(None), s("error")]);
+                rows.push(vec![
+                    Cell::U(Some(run.run)),
+                    Cell::T(Some(run.as_of)),
+                    Cell::S(None),
+                    Cell::S(None),
+                    Cell::F(None),
+                    Cell::F(None),
+                    s("error"),
+                ]);
             }
             for r in &run.results {
                 rows.push(vec![

@@ -199,12 +199,10 @@ pub fn group_aggregates(
         aggs.push(count(x.clone()).alias(stat_col(gi, fi, "nonnull")));
         for e in &c.expectations {
             match e {
-                Expectation::MinValue { .. } => aggs.push(
-                    min(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "min")),
-                ),
-                Expectation::MaxValue { .. } => aggs.push(
-                    max(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "max")),
-                ),
+                Expectation::MinValue { .. } => aggs
+                    .push(min(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "min"))),
+                Expectation::MaxValue { .. } => aggs
+                    .push(max(cast(x.clone(), DataType::Float64)).alias(stat_col(gi, fi, "max"))),
                 Expectation::AllowedValues { values } => {
                     let list = values.iter().map(|v| lit(v.clone())).collect();
                     let outside = cast(x.clone(), DataType::Utf8).in_list(list, true);
@@ -411,12 +409,17 @@ impl Accumulate for CheckRow {
                 results.iter().map(|r| r.expected.as_str()),
             )),
             Arc::new(StringArray::from(
-                results.iter().map(|r| r.observed.clone()).collect::<Vec<_>>(),
+                results
+                    .iter()
+                    .map(|r| r.observed.clone())
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(BooleanArray::from(
                 results.iter().map(|r| r.passed).collect::<Vec<_>>(),
             )),
-            Arc::new(UInt64Array::from_iter_values(results.iter().map(|r| r.rows))),
+            Arc::new(UInt64Array::from_iter_values(
+                results.iter().map(|r| r.rows),
+            )),
         ];
         Ok(RecordBatch::try_new(schema, columns)?)
     }

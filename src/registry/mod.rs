@@ -23,6 +23,7 @@
 //! into tables the engine can query is the engine's job (`engine::catalog`).
 
 pub mod access;
+mod alerts;
 pub mod feature_group;
 pub mod feature_set;
 pub mod model;

@@ -12,10 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{Grant, Role};
 use super::feature_group::{FeatureGroup, Transformation};
-use super::monitor::{
-    Alert, AlertChannel, Claim, Monitor, MonitorRun, Notifications,
-};
 use super::feature_set::{EXPORTS_KEPT, ExportRecord, FeatureSetVersion, parse_set_ref};
+use super::monitor::{Alert, AlertChannel, Claim, Monitor, MonitorRun, Notifications};
 use super::online::{MaterializationRun, OnlineConfig, RUNS_KEPT};
 use super::quality::{DriftBaseline, FeatureExpectations};
 use super::relation::{DataFile, ExternalTable, ManagedTable, Relation, RelationKind, View};
@@ -117,7 +115,10 @@ pub enum Change {
     /// `REVOKE privilege ON object FROM grantee`.
     Revoke(Grant),
     /// `CREATE [OR REPLACE] ALERT CHANNEL`.
-    CreateAlertChannel { channel: AlertChannel, replace: bool },
+    CreateAlertChannel {
+        channel: AlertChannel,
+        replace: bool,
+    },
     /// `DROP ALERT CHANNEL`.
     DropAlertChannel { name: String },
     /// `CREATE [OR REPLACE] MONITOR`.
@@ -128,7 +129,11 @@ pub enum Change {
     AlterMonitor { name: String, paused: bool },
     /// A server takes the run of a scheduled job due at `due` (µs): commits only if no
     /// claim of the job is as recent, so each period runs once across servers.
-    ClaimRun { job: String, due: i64, server: String },
+    ClaimRun {
+        job: String,
+        due: i64,
+        server: String,
+    },
     /// A monitor run finished: its metric values (alerts open and resolve when applied).
     MonitorRan(MonitorRun),
     /// A server takes attempt `attempt` of a notification's delivery to a channel.
@@ -399,15 +404,6 @@ impl RegistryState {
             | Change::RevokeRole { .. }
             | Change::Grant(_)
             | Change::Revoke(_) => self.check_access(change),
-            Change::CreateAlertChannel { .. }
-            | Change::DropAlertChannel { .. }
-            | Change::CreateMonitor { .. }
-            | Change::DropMonitor { .. }
-            | Change::AlterMonitor { .. }
-            | Change::ClaimRun { .. }
-            | Change::MonitorRan(_)
-            | Change::DeliveryAttempt { .. }
-            | Change::DeliveryResult { .. } => self.check_monitoring(change),
             Change::Drop { name, relation } => match self.relations.get(name) {
                 Some(r) if r.def.kind() == *relation => {
                     if let Some(g) = self
@@ -433,6 +429,7 @@ impl RegistryState {
                     relation.as_str()
                 ))),
             },
+            _ => self.check_monitoring(change),
         }
     }
 
@@ -528,15 +525,6 @@ impl RegistryState {
             | Change::RevokeRole { .. }
             | Change::Grant(_)
             | Change::Revoke(_) => self.apply_access(rec),
-            Change::CreateAlertChannel { .. }
-            | Change::DropAlertChannel { .. }
-            | Change::CreateMonitor { .. }
-            | Change::DropMonitor { .. }
-            | Change::AlterMonitor { .. }
-            | Change::ClaimRun { .. }
-            | Change::MonitorRan(_)
-            | Change::DeliveryAttempt { .. }
-            | Change::DeliveryResult { .. } => self.apply_monitoring(rec),
             Change::CreateFeatureSet(set) => {
                 let versions = self.feature_sets.entry(set.name.clone()).or_default();
                 let mut v = set.clone();
@@ -681,6 +669,7 @@ impl RegistryState {
                     name.clone(),
                 )
             }
+            _ => self.apply_monitoring(rec),
         };
         self.history.push(HistoryEntry {
             seq: rec.seq,

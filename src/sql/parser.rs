@@ -132,7 +132,10 @@ impl<'a> FStoreParser<'a> {
                 FStoreStatement::Access(a) => a.to_string(),
                 // Alert channels' URLs and headers are secrets, like passwords.
                 FStoreStatement::Monitor(m)
-                    if matches!(**m, crate::monitor::statements::MonitorStatement::CreateChannel(_)) =>
+                    if matches!(
+                        **m,
+                        crate::monitor::statements::MonitorStatement::CreateChannel(_)
+                    ) =>
                 {
                     m.to_string()
                 }
@@ -281,10 +284,7 @@ impl<'a> FStoreParser<'a> {
                 super::quality::parse_set_baseline(&mut w)?,
             )));
         }
-        if let Some(form) = super::monitor::FORMS
-            .iter()
-            .find(|f| self.peek_words(f))
-        {
+        if let Some(form) = super::monitor::FORMS.iter().find(|f| self.peek_words(f)) {
             self.advance(form.len());
             let mut w = fg::Words {
                 parser: &mut self.df.parser,
