@@ -23,7 +23,8 @@ class Server:
     """A running `fstore serve` process."""
 
     def __init__(self, warehouse, *extra_args, env=None, demo_rows=None):
-        self.warehouse = Path(warehouse)
+        # An s3:// URL stays a string (a Path would fold its double slash).
+        self.warehouse = warehouse if str(warehouse).startswith("s3://") else Path(warehouse)
         args = [FSTORE_BIN, "--warehouse", str(self.warehouse), "serve",
                 "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0", *extra_args]
         environment = dict(os.environ, FSTORE_ADMIN_PASSWORD=ADMIN_PASSWORD, FSTORE_LOG="warn")
