@@ -224,12 +224,27 @@ impl Accumulator for MutualInfoAccumulator {
             py[y as usize] += c;
         }
         let n = total as f64;
-        let mi: f64 = self
+        // Summed in the order of the values themselves (not of the hash map, nor of the ids,
+        // which follow arrival order): the same bits however the rows were partitioned.
+        let mut cells: Vec<(&[u8], &[u8], u64)> = self
             .joint
             .iter()
             .map(|(&(x, y), &c)| {
+                (
+                    &*self.values[0].values[x as usize],
+                    &*self.values[1].values[y as usize],
+                    c,
+                )
+            })
+            .collect();
+        cells.sort_unstable();
+        let (ix, iy) = (&self.values[0].ids, &self.values[1].ids);
+        let mi: f64 = cells
+            .iter()
+            .map(|&(vx, vy, c)| {
+                let (x, y) = (ix[vx] as usize, iy[vy] as usize);
                 let c = c as f64;
-                c / n * (c * n / (px[x as usize] as f64 * py[y as usize] as f64)).ln()
+                c / n * (c * n / (px[x] as f64 * py[y] as f64)).ln()
             })
             .sum();
         Ok(ScalarValue::Float64(Some(mi.max(0.0))))
