@@ -376,3 +376,174 @@ impl RegistryState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{MetricKind, MonitorMetric, MonitorTarget, MonitorWindow, WindowLength};
+
+    const HOUR: i64 = 3_600_000_000;
+
+    fn length(text: &str, micros: i64) -> WindowLength {
+        WindowLength {
+            text: text.into(),
+            micros,
+        }
+    }
+
+    fn commit(s: &mut RegistryState, at: i64, change: Change) {
+        let rec = ChangeRecord {
+            seq: s.seq + 1,
+            committed_at: at,
+            principal: "t".into(),
+            statement: String::new(),
+            change,
+        };
+        s.check(&rec.change).expect("valid change");
+        s.apply(&rec).expect("applies");
+    }
+
+    fn ran(value: f64, threshold: f64) -> Change {
+        let status = if value > threshold {
+            MetricStatus::Alert
+        } else {
+            MetricStatus::Ok
+        };
+        Change::MonitorRan(MonitorRun {
+            monitor: "m".into(),
+            run: 0,
+            trigger: "run".into(),
+            target: "g".into(),
+            as_of: 0,
+            window_start: None,
+            started: 0,
+            finished: 0,
+            rows: 10,
+            results: vec![MetricResult {
+                metric: "missing_values".into(),
+                feature: "g.x".into(),
+                value: Some(value),
+                op: Comparison::Gt,
+                threshold,
+                status,
+                note: None,
+                query: None,
+            }],
+            error: None,
+            server: "s".into(),
+        })
+    }
+
+    fn kinds(s: &RegistryState) -> Vec<NotificationKind> {
+        let mut n: Vec<_> = s.notifications.values().collect();
+        n.sort_by_key(|n| n.created_at);
+        n.iter().map(|n| n.kind).collect()
+    }
+
+    /// Opened once, reminded only after RENOTIFY EVERY, resolved once; a delivery attempt is
+    /// claimed once per number; a period is claimed once.
+    #[test]
+    fn alert_lifecycle_reminders_claims_and_attempts() {
+        let mut s = RegistryState::default();
+        let channel = AlertChannel {
+            name: "c".into(),
+            kind: ChannelKind::Webhook,
+            url: "http://127.0.0.1:1/x".into(),
+            headers: vec![],
+            rate_per_second: 1.0,
+            owner: String::new(),
+            created_at: 0,
+        };
+        commit(&mut s, 0, Change::CreateAlertChannel { channel, replace: false });
+        s.relations.clear();
+        let monitor = Monitor {
+            name: "m".into(),
+            target: MonitorTarget::FeatureGroup { name: "g".into() },
+            every: length("1 hour", HOUR),
+            window: MonitorWindow::All,
+            metrics: vec![MonitorMetric {
+                kind: MetricKind::MissingValues,
+                feature: None,
+                op: Comparison::Gt,
+                threshold: 0.1,
+                threshold_text: "0.1".into(),
+            }],
+            channels: vec!["c".into()],
+            renotify: Some(length("6 hours", 6 * HOUR)),
+            paused: false,
+            owner: String::new(),
+            created_at: 0,
+        };
+        // The target must exist for CREATE MONITOR: apply without the check.
+        let rec = ChangeRecord {
+            seq: s.seq + 1,
+            committed_at: 0,
+            principal: "t".into(),
+            statement: String::new(),
+            change: Change::CreateMonitor { monitor, replace: false },
+        };
+        s.apply(&rec).expect("applies");
+
+        commit(&mut s, HOUR, ran(0.5, 0.1));
+        commit(&mut s, 2 * HOUR, ran(0.6, 0.1));
+        assert_eq!(kinds(&s), vec![NotificationKind::Opened]);
+        commit(&mut s, 7 * HOUR, ran(0.6, 0.1));
+        assert_eq!(kinds(&s), vec![NotificationKind::Opened, NotificationKind::Reminder]);
+        commit(&mut s, 8 * HOUR, ran(0.6, 0.1));
+        commit(&mut s, 9 * HOUR, ran(0.0, 0.1));
+        commit(&mut s, 10 * HOUR, ran(0.0, 0.1));
+        assert_eq!(
+            kinds(&s),
+            vec![
+                NotificationKind::Opened,
+                NotificationKind::Reminder,
+                NotificationKind::Resolved
+            ]
+        );
+        let alert = s.alerts.values().next().expect("one alert");
+        assert_eq!((alert.state, alert.notifications), (AlertState::Resolved, 3));
+
+        // Attempt 1 is taken once; a failure makes it pending; attempt 2 follows.
+        let id = s.notifications.keys().next().expect("a notification").clone();
+        let attempt = |n: u32| Change::DeliveryAttempt {
+            notification: id.clone(),
+            channel: "c".into(),
+            attempt: n,
+            server: "a".into(),
+        };
+        commit(&mut s, 11 * HOUR, attempt(1));
+        assert!(s.check(&attempt(1)).is_err());
+        assert!(s.check(&attempt(3)).is_err());
+        let result = |n: u32, ok: bool| Change::DeliveryResult {
+            notification: id.clone(),
+            channel: "c".into(),
+            attempt: n,
+            ok,
+            http_status: Some(if ok { 200 } else { 503 }),
+            error: None,
+        };
+        commit(&mut s, 11 * HOUR, result(1, false));
+        commit(&mut s, 11 * HOUR, attempt(2));
+        commit(&mut s, 11 * HOUR, result(2, true));
+        assert!(!s.notifications[&id].is_pending());
+        assert!(s.check(&attempt(3)).is_err(), "a delivered message is never sent again");
+
+        // A period is claimed once; a later one may be claimed.
+        let claim = |due: i64, server: &str| Change::ClaimRun {
+            job: "monitor:m".into(),
+            due,
+            server: server.into(),
+        };
+        commit(&mut s, 12 * HOUR, claim(12 * HOUR, "a"));
+        assert!(s.check(&claim(12 * HOUR, "b")).is_err());
+        assert!(s.check(&claim(13 * HOUR, "b")).is_ok());
+    }
+
+    #[test]
+    fn missed_periods_are_caught_up_once() {
+        assert_eq!(due_at(0, 10, 9), None);
+        assert_eq!(due_at(0, 10, 10), Some(10));
+        assert_eq!(due_at(0, 10, 95), Some(90));
+        assert_eq!(due_at(90, 10, 99), None);
+    }
+}
