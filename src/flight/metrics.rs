@@ -258,6 +258,20 @@ pub fn monitor_gauges(state: &crate::registry::RegistryState) -> String {
     out.push_str(&status);
     let _ = writeln!(
         out,
+        "# HELP fstore_monitor_run_failed 1 when a monitor's latest run failed as a whole (see fstore.monitor_runs).\n# TYPE fstore_monitor_run_failed gauge"
+    );
+    for (name, runs) in &state.monitor_runs {
+        if let Some(run) = runs.last() {
+            let _ = writeln!(
+                out,
+                "fstore_monitor_run_failed{{monitor=\"{}\"}} {}",
+                label_value(name),
+                u8::from(run.error.is_some())
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
         "# HELP fstore_monitor_open_alerts Open alerts per monitor.\n# TYPE fstore_monitor_open_alerts gauge"
     );
     for name in state.monitors.keys() {

@@ -143,16 +143,28 @@ impl Target {
         }
     }
 
-    /// `feature` or `group.feature` → (group, feature), if the target has it.
-    pub fn find(&self, name: &str) -> Option<(String, String)> {
+    /// `feature` or `group.feature` → (group, feature): None when the target has no such
+    /// feature, an error when a bare name is in several of its groups.
+    pub fn find(&self, name: &str) -> Result<Option<(String, String)>> {
         let (group, feature) = match name.split_once('.') {
             Some((g, f)) => (Some(g), f),
             None => (None, name),
         };
-        self.groups.iter().find_map(|(g, fs)| {
-            (group.is_none_or(|x| x == g.name) && fs.iter().any(|f| f == feature))
-                .then(|| (g.name.clone(), feature.to_string()))
-        })
+        let found: Vec<(String, String)> = self
+            .groups
+            .iter()
+            .filter(|(g, fs)| group.is_none_or(|x| x == g.name) && fs.iter().any(|f| f == feature))
+            .map(|(g, _)| (g.name.clone(), feature.to_string()))
+            .collect();
+        if found.len() > 1 {
+            let groups: Vec<&str> = found.iter().map(|(g, _)| g.as_str()).collect();
+            return Err(FStoreError::invalid(format!(
+                "feature '{name}' is ambiguous: it is in feature groups {}; write group.feature",
+                groups.join(", ")
+            ))
+            .into());
+        }
+        Ok(found.into_iter().next())
     }
 
     /// The data type of a feature of the target.
@@ -218,6 +230,21 @@ pub fn monitor(c: &CreateMonitor, state: &RegistryState) -> Result<Monitor> {
             return Err(invalid(
                 m,
                 format!("metric {} is given twice", metric.to_sql()),
+            ));
+        }
+        // One threshold per metric and feature: a metric of every feature and one of a
+        // named feature would measure the same value twice (and share one alert).
+        if let Some(x) = metrics
+            .iter()
+            .find(|x| x.kind == metric.kind && (x.feature.is_none() || metric.feature.is_none()))
+        {
+            return Err(invalid(
+                m,
+                format!(
+                    "metrics {} and {} overlap (one covers every feature); give each feature one threshold",
+                    x.to_sql(),
+                    metric.to_sql()
+                ),
             ));
         }
         metrics.push(metric);
@@ -298,12 +325,17 @@ fn metric(
     // The feature, resolved to `group.feature`.
     let resolved = match &feature {
         None => None,
-        Some(f) => Some(target.find(f).ok_or_else(|| {
-            FStoreError::not_found(format!(
-                "monitor '{m}': {name}: '{f}' is not a feature of {}",
-                target.label
-            ))
-        })?),
+        Some(f) => Some(
+            target
+                .find(f)
+                .map_err(|e| invalid(m, format!("{name}: {}", crate::error::user_message(&e))))?
+                .ok_or_else(|| {
+                    FStoreError::not_found(format!(
+                        "monitor '{m}': {name}: '{f}' is not a feature of {}",
+                        target.label
+                    ))
+                })?,
+        ),
     };
     if let MetricKind::Drift { method } = &kind {
         let Some((set, version)) = &target.set else {

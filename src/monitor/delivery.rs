@@ -15,7 +15,7 @@
 //!   the window, the run, and the query that reproduces the value).
 //! - **Webhook**: FStore's alert document, JSON (docs/sql-reference.md): `version`,
 //!   `idempotency_key` (the notification id — the same on every attempt; also sent as the
-//!   `Idempotency-Key` header), `event` (`opened`, `reminder`, `resolved`, `test`),
+//!   `Idempotency-Key` header), `event` (`opened`, `reminder`, `resolved`, `test`), `summary`,
 //!   `monitor`, `target`, `metric`, `feature`, `value`, `operator`, `threshold`, `status`,
 //!   `window_start`, `window_end`, `run`, `note`, `query`, `sent_at`, `attempt`.
 
@@ -201,11 +201,20 @@ impl MonitorService {
                     elapsed: started.elapsed(),
                 }
             }
-            // Without the URL: it is a secret.
+            // Without the URL: it is a secret. With the causes (connection refused, …).
             Err(e) => Outcome {
                 ok: false,
                 http_status: None,
-                error: Some(e.without_url().to_string()),
+                error: Some({
+                    let e = e.without_url();
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        text.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    text
+                }),
                 elapsed: started.elapsed(),
             },
         }

@@ -325,7 +325,23 @@ pub async fn measure(
                 }
             }
             MetricKind::Drift { method } => {
-                let Some(b) = baseline else { continue };
+                let Some(b) = baseline else {
+                    // A newer version without a baseline: said, not dropped.
+                    let note = format!(
+                        "{} has no drift baseline (SET DRIFT BASELINE FOR FEATURE SET … FROM '…' TO '…')",
+                        target.label
+                    );
+                    let feature = m.feature.clone().unwrap_or_default();
+                    results.push(result(
+                        m,
+                        feature,
+                        None,
+                        Some(MetricStatus::Error),
+                        Some(note),
+                        None,
+                    ));
+                    continue;
+                };
                 for (gi, (g, features)) in target.groups.iter().enumerate() {
                     for f in features {
                         let key = format!("{}.{f}", g.name);

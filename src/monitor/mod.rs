@@ -182,14 +182,25 @@ impl MonitorService {
                 run.results = results;
             }
             Err(e) => {
-                run.target = monitor.target.to_string();
+                run.target = match &monitor.target {
+                    crate::registry::MonitorTarget::FeatureSet {
+                        name,
+                        version: Some(v),
+                    } => format!("{name}@{v}"),
+                    crate::registry::MonitorTarget::FeatureSet { name, .. }
+                    | crate::registry::MonitorTarget::FeatureGroup { name } => name.clone(),
+                };
                 run.error = Some(crate::error::user_message(&e));
             }
         }
         run.finished = crate::registry::now_micros();
+        let at = chrono::DateTime::from_timestamp_micros(as_of)
+            .unwrap_or_default()
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S%.6f");
         let statement = match trigger {
-            "schedule" => format!("-- scheduled run of monitor {name}"),
-            _ => format!("RUN MONITOR {name}"),
+            "schedule" => format!("-- scheduled run of monitor {name} AS OF '{at}'"),
+            _ => format!("RUN MONITOR {name} AS OF '{at}'"),
         };
         let record = engine
             .registry()

@@ -186,9 +186,13 @@ fn monitor_rows(state: &RegistryState) -> Vec<Vec<Cell>> {
                 MonitorWindow::SinceLastRun => "since last run".to_string(),
             };
             let last = state.monitor_runs.get(&m.name).and_then(|r| r.last());
-            // The next due time: now when overdue, else the next point of the grid.
-            let next =
-                (!m.paused).then(|| monitor_due(state, m, now + m.every.micros).unwrap_or(now));
+            // When it is due: the past due time while a run is owed, else the next point of
+            // its grid.
+            let next = (!m.paused).then(|| {
+                monitor_due(state, m, now)
+                    .or_else(|| monitor_due(state, m, now + m.every.micros))
+                    .unwrap_or(now)
+            });
             let open = state
                 .alerts
                 .values()

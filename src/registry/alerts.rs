@@ -144,14 +144,22 @@ impl RegistryState {
             }
             Change::DropAlertChannel { name } => {
                 self.alert_channels.remove(name);
+                // Nothing can be sent to it any more.
+                for n in self.notifications.values_mut() {
+                    n.deliveries.retain(|d| &d.channel != name);
+                }
                 ("DROP ALERT CHANNEL", "alert_channel", name.clone())
             }
             Change::CreateMonitor { monitor, .. } => {
                 let mut m = monitor.clone();
                 m.owner = rec.principal.clone();
                 m.created_at = rec.committed_at;
-                // A replaced monitor starts its schedule again.
+                // A replaced monitor starts again: its schedule, and its alerts (the metrics
+                // that opened them may be gone; the new definition re-opens what still holds).
                 self.claims.remove(&monitor_job(&m.name));
+                self.alerts.retain(|_, a| a.monitor != m.name);
+                self.notifications
+                    .retain(|_, n| n.monitor != m.name || !n.is_pending());
                 self.monitors.insert(m.name.clone(), m);
                 ("CREATE MONITOR", "monitor", monitor.name.clone())
             }
@@ -454,7 +462,14 @@ mod tests {
             owner: String::new(),
             created_at: 0,
         };
-        commit(&mut s, 0, Change::CreateAlertChannel { channel, replace: false });
+        commit(
+            &mut s,
+            0,
+            Change::CreateAlertChannel {
+                channel,
+                replace: false,
+            },
+        );
         s.relations.clear();
         let monitor = Monitor {
             name: "m".into(),
@@ -480,7 +495,10 @@ mod tests {
             committed_at: 0,
             principal: "t".into(),
             statement: String::new(),
-            change: Change::CreateMonitor { monitor, replace: false },
+            change: Change::CreateMonitor {
+                monitor,
+                replace: false,
+            },
         };
         s.apply(&rec).expect("applies");
 
@@ -488,7 +506,10 @@ mod tests {
         commit(&mut s, 2 * HOUR, ran(0.6, 0.1));
         assert_eq!(kinds(&s), vec![NotificationKind::Opened]);
         commit(&mut s, 7 * HOUR, ran(0.6, 0.1));
-        assert_eq!(kinds(&s), vec![NotificationKind::Opened, NotificationKind::Reminder]);
+        assert_eq!(
+            kinds(&s),
+            vec![NotificationKind::Opened, NotificationKind::Reminder]
+        );
         commit(&mut s, 8 * HOUR, ran(0.6, 0.1));
         commit(&mut s, 9 * HOUR, ran(0.0, 0.1));
         commit(&mut s, 10 * HOUR, ran(0.0, 0.1));
@@ -501,10 +522,18 @@ mod tests {
             ]
         );
         let alert = s.alerts.values().next().expect("one alert");
-        assert_eq!((alert.state, alert.notifications), (AlertState::Resolved, 3));
+        assert_eq!(
+            (alert.state, alert.notifications),
+            (AlertState::Resolved, 3)
+        );
 
         // Attempt 1 is taken once; a failure makes it pending; attempt 2 follows.
-        let id = s.notifications.keys().next().expect("a notification").clone();
+        let id = s
+            .notifications
+            .keys()
+            .next()
+            .expect("a notification")
+            .clone();
         let attempt = |n: u32| Change::DeliveryAttempt {
             notification: id.clone(),
             channel: "c".into(),
@@ -526,7 +555,10 @@ mod tests {
         commit(&mut s, 11 * HOUR, attempt(2));
         commit(&mut s, 11 * HOUR, result(2, true));
         assert!(!s.notifications[&id].is_pending());
-        assert!(s.check(&attempt(3)).is_err(), "a delivered message is never sent again");
+        assert!(
+            s.check(&attempt(3)).is_err(),
+            "a delivered message is never sent again"
+        );
 
         // A period is claimed once; a later one may be claimed.
         let claim = |due: i64, server: &str| Change::ClaimRun {

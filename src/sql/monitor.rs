@@ -1,8 +1,9 @@
 //! Grammar of the monitoring statements (docs/sql-reference.md, "Monitoring and alerts"):
 //!
 //! ```sql
-//! CREATE [OR REPLACE] ALERT CHANNEL name TYPE slack WEBHOOK 'https://hooks.slack.com/…' [RATE n]
-//! CREATE [OR REPLACE] ALERT CHANNEL name TYPE webhook URL '…' [HEADERS ('name' = 'value', …)] [RATE n]
+//! CREATE [OR REPLACE] ALERT CHANNEL name TYPE slack WEBHOOK 'https://hooks.slack.com/…'
+//!   [HEADERS ('name' = 'value', …)] [RATE n]
+//! CREATE [OR REPLACE] ALERT CHANNEL name TYPE webhook URL '…' [HEADERS (…)] [RATE n]
 //! DROP ALERT CHANNEL [IF EXISTS] name
 //! TEST ALERT CHANNEL name
 //! CREATE [OR REPLACE] MONITOR name ON FEATURE SET s [VERSION n] | ON FEATURE GROUP g
@@ -284,14 +285,36 @@ impl SqlSession<'_> {
             }
             MonitorStatement::DropMonitor { name, .. }
             | MonitorStatement::AlterMonitor { name, .. }
-            | MonitorStatement::RunMonitor { name, .. } => match state.monitors.get(name) {
-                Some(m) if m.owner != principal.name => Err(FStoreError::permission_denied(format!(
-                    "permission denied: {stmt} needs the monitor's owner ({}) or an administrator; '{principal}' is neither",
-                    m.owner
-                ))
-                .into()),
-                _ => Ok(()),
-            },
+            | MonitorStatement::RunMonitor { name, .. } => {
+                let Some(m) = state.monitors.get(name) else {
+                    return Ok(());
+                };
+                if m.owner != principal.name {
+                    return Err(FStoreError::permission_denied(format!(
+                        "permission denied: {stmt} needs the monitor's owner ({}) or an administrator; '{principal}' is neither",
+                        m.owner
+                    ))
+                    .into());
+                }
+                // A run reads the target: its owner must still be allowed to.
+                if matches!(stmt, MonitorStatement::RunMonitor { .. }) {
+                    let object = match &m.target {
+                        crate::registry::MonitorTarget::FeatureSet { name, version } => {
+                            let reference = match version {
+                                Some(v) => format!("{name}@{v}"),
+                                None => name.clone(),
+                            };
+                            let v = state.feature_set(&reference)?;
+                            ObjectRef::set_version(&v.name, v.version)
+                        }
+                        crate::registry::MonitorTarget::FeatureGroup { name } => {
+                            ObjectRef::new(ObjectKind::FeatureGroup, name)
+                        }
+                    };
+                    self.require(principal, Privilege::Select, Some(&object))?;
+                }
+                Ok(())
+            }
         }
     }
 
