@@ -159,14 +159,21 @@ impl SqlSession<'_> {
         let functions = session.table_functions();
         for r in session.resolve_table_references(stmt)? {
             let function = matches!(&r, TableReference::Bare { table } if functions.contains_key(table.as_ref()));
-            if !function && let Some(o) = object_of(state, &r) {
+            // The session's own temporary table shadows a warehouse table of its name.
+            let temporary =
+                matches!(&r, TableReference::Bare { table } if self.is_temporary(table));
+            if !function
+                && !temporary
+                && let Some(o) = object_of(state, &r)
+            {
                 reads.add(Privilege::Select, o);
             }
-            // The audit log is for administrators (it holds everyone's statements).
-            if is_audit(&r) {
+            // The audit log (everyone's statements) and the monitoring results (values of
+            // every monitored set) are for administrators, or whom they grant them to.
+            if let Some(table) = restricted_system_table(&r) {
                 reads.add(
                     Privilege::Select,
-                    ObjectRef::new(ObjectKind::Table, "fstore.audit"),
+                    ObjectRef::new(ObjectKind::Table, format!("fstore.{table}")),
                 );
             }
         }
@@ -231,6 +238,25 @@ impl SqlSession<'_> {
                 sources.push(arg(1));
             }
             "online_features" => set(reads, Privilege::ReadOnline, arg(0)),
+            // A monitor's values are its target's data.
+            "monitor_history" => {
+                if let Some(m) = arg(0).and_then(|n| state.monitors.get(&n).cloned()) {
+                    match m.target {
+                        crate::registry::MonitorTarget::FeatureSet { name, version } => set(
+                            reads,
+                            Privilege::Select,
+                            Some(match version {
+                                Some(v) => format!("{name}@{v}"),
+                                None => name,
+                            }),
+                        ),
+                        crate::registry::MonitorTarget::FeatureGroup { name } => reads.add(
+                            Privilege::Select,
+                            ObjectRef::new(ObjectKind::FeatureGroup, name),
+                        ),
+                    }
+                }
+            }
             // Lineage shows what feeds an object: reading it needs SELECT on the object.
             "lineage" => match arg(0) {
                 Some(o) if state.relations.contains_key(&o) => {
@@ -593,18 +619,21 @@ fn object_of(state: &RegistryState, r: &TableReference) -> Option<ObjectRef> {
     }
 }
 
-/// Whether a reference names `fstore.audit`.
-fn is_audit(r: &TableReference) -> bool {
-    r.table() == "audit"
-        && match r {
-            TableReference::Bare { .. } => false,
-            TableReference::Partial { schema, .. } => {
-                schema.as_ref() == crate::engine::SYSTEM_SCHEMA
-            }
-            TableReference::Full {
-                catalog, schema, ..
-            } => catalog.as_ref() == CATALOG && schema.as_ref() == crate::engine::SYSTEM_SCHEMA,
-        }
+/// System tables only administrators read (unless granted): `fstore.audit` and the
+/// monitoring results (`monitor_history('name')` is checked against the monitor's target).
+const RESTRICTED_SYSTEM_TABLES: &[&str] = &["audit", "monitor_runs", "alerts", "alert_deliveries"];
+
+/// The restricted system table a reference names, if any.
+fn restricted_system_table(r: &TableReference) -> Option<&'static str> {
+    let table = RESTRICTED_SYSTEM_TABLES.iter().find(|t| **t == r.table())?;
+    let system = match r {
+        TableReference::Bare { .. } => false,
+        TableReference::Partial { schema, .. } => schema.as_ref() == crate::engine::SYSTEM_SCHEMA,
+        TableReference::Full {
+            catalog, schema, ..
+        } => catalog.as_ref() == CATALOG && schema.as_ref() == crate::engine::SYSTEM_SCHEMA,
+    };
+    system.then_some(*table)
 }
 
 /// Table-function calls in a statement, with their string-literal arguments.
