@@ -12,14 +12,14 @@
 //! event is found even when the window is empty.
 
 use std::collections::HashMap;
+use std::sync::PoisonError;
 
 use arrow_schema::DataType;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::Float64Type;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::execution::context::SessionState;
-use datafusion::functions_aggregate::expr_fn::{array_agg, count, max, sum};
+use datafusion::functions_aggregate::expr_fn::{count, max, sum};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit, when};
 
 use super::define::Target;
@@ -247,13 +247,20 @@ pub async fn measure(
         for (fi, f) in need.missing.iter().enumerate() {
             aggs.push(count(column(f)).alias(format!("__nn{fi}")));
         }
+        let mut sinks = vec![];
         for (di, (f, numeric)) in need.drift.iter().enumerate() {
             let t = if *numeric {
                 DataType::Float64
             } else {
                 DataType::Utf8
             };
-            aggs.push(array_agg(cast(column(f), t)).alias(format!("__v{di}")));
+            let (collect, sink) = super::collect::Collect::udaf();
+            aggs.push(
+                collect
+                    .call(vec![cast(column(f), t)])
+                    .alias(format!("__v{di}")),
+            );
+            sinks.push(sink);
         }
         let expectations: Vec<GroupCheck> = need.expectations.iter().cloned().collect();
         if let Some(c) = &need.expectations {
@@ -280,22 +287,13 @@ pub async fn measure(
                 (rows, count_in(&row, &format!("__nn{fi}"))?),
             );
         }
-        for (di, (f, _)) in need.drift.iter().enumerate() {
-            let i = row.schema().index_of(&format!("__v{di}"))?;
-            let list = row.column(i).as_list::<i32>();
-            let mut numbers = vec![];
-            let mut categories: HashMap<String, u64> = HashMap::new();
-            if !list.is_null(0) {
-                let values = list.value(0);
-                if let Some(a) = values.as_primitive_opt::<Float64Type>() {
-                    numbers.extend(a.iter().flatten());
-                } else if let Some(a) = values.as_string_opt::<i32>() {
-                    for v in a.iter().flatten() {
-                        *categories.entry(v.to_string()).or_default() += 1;
-                    }
-                }
-            }
-            drift_values.insert(format!("{}.{f}", g.name), (numbers, categories));
+        for ((f, _), sink) in need.drift.iter().zip(&sinks) {
+            let collected =
+                std::mem::take(&mut *sink.lock().unwrap_or_else(PoisonError::into_inner));
+            drift_values.insert(
+                format!("{}.{f}", g.name),
+                (collected.numbers, collected.categories),
+            );
         }
         checks.extend(validate::evaluate(&expectations, &row)?);
     }

@@ -12,6 +12,7 @@
 //!   claimed in the registry first, in background tasks: a slow or dead channel delays
 //!   nothing else.
 
+pub mod collect;
 pub mod define;
 pub mod delivery;
 pub mod measure;
