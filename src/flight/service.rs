@@ -57,6 +57,7 @@ use super::tickets::{PreparedHandle, StatementTicket, any_bytes};
 use crate::engine::Engine;
 use crate::principal::Principal;
 use crate::sql::exec::count_batch;
+use crate::sql::temporary::Mode;
 use crate::sql::{ParsedStatement, ResultKind, SqlSession, StatementResult};
 
 /// The messages of a `DoPut`, the first one (with the command) still unread.
@@ -439,10 +440,22 @@ impl FStoreFlightSql {
         messages: Messages,
     ) -> Result<i64, Status> {
         let _permit = self.permit()?;
-        if cmd.temporary {
-            return Err(Status::unimplemented("temporary tables are not supported"));
-        }
         let table = cmd.table.to_ascii_lowercase();
+        if cmd.temporary {
+            // A table of the caller's session, in memory (sql::temporary).
+            let sql = self.sql_for(principal);
+            let mode = match ingest_mode(&table, sql.is_temporary(&table), &cmd)? {
+                Some(false) => Mode::Create,
+                Some(true) => Mode::Replace,
+                None => Mode::Append,
+            };
+            let plan = ingest_plan(messages).await?;
+            let rows = sql
+                .ingest_temporary(&table, plan, mode)
+                .await
+                .map_err(into_status)?;
+            return Ok(rows as i64);
+        }
         let exists = self
             .engine
             .registry()

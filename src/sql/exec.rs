@@ -389,6 +389,12 @@ impl SqlSession<'_> {
         principal: &Principal,
         reads: &Reads,
     ) -> Result<StatementResult> {
+        // A session's own temporary table: no registry object, nothing to authorize.
+        if let LogicalPlan::Ddl(DdlStatement::DropTable(cmd)) = &plan
+            && let Some(result) = self.drop_temporary(&cmd.name)
+        {
+            return result;
+        }
         self.check_reads(reads, principal)?;
         self.check_plan(&plan, principal)?;
         match plan {

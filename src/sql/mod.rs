@@ -20,6 +20,7 @@ pub mod parser;
 pub mod quality;
 mod relations;
 pub mod settings;
+pub mod temporary;
 
 use datafusion::sql::parser::Statement as DFStatement;
 

@@ -27,10 +27,12 @@ use crate::error::FStoreError;
 /// The prefix of the settings that belong to the server (memory, disk, caches).
 pub const RUNTIME_PREFIX: &str = "datafusion.runtime.";
 
-/// The settings a session has changed (`SET`), applied over the server's at every statement.
+/// What a session holds: the settings it changed (`SET`), applied over the server's at every
+/// statement, and its temporary tables (`super::temporary`).
 #[derive(Debug, Default)]
 pub struct SessionSettings {
     overrides: Mutex<BTreeMap<String, String>>,
+    temporaries: Arc<super::temporary::Temporaries>,
 }
 
 impl SessionSettings {
@@ -42,7 +44,12 @@ impl SessionSettings {
 
     /// Whether the session changed nothing (its statements run exactly as the server's).
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().is_empty() && self.temporaries.is_empty()
+    }
+
+    /// The session's temporary tables.
+    pub fn temporaries(&self) -> &Arc<super::temporary::Temporaries> {
+        &self.temporaries
     }
 
     /// Records `key = value` (already validated).
@@ -55,21 +62,23 @@ impl SessionSettings {
         self.lock().remove(key);
     }
 
-    /// `state` with the session's settings applied.
+    /// `state` with the session's settings and temporary tables applied.
     pub fn apply(&self, state: &mut SessionState) {
         let overrides = self.lock();
-        if overrides.is_empty() {
-            return;
-        }
-        let options = state.config_mut().options_mut();
-        for (key, value) in overrides.iter() {
-            // Validated when set; a value the server no longer accepts is skipped.
-            if let Err(e) = options.set(key, value) {
-                tracing::warn!(key, error = %e, "session setting no longer applies");
+        if !overrides.is_empty() {
+            let options = state.config_mut().options_mut();
+            for (key, value) in overrides.iter() {
+                // Validated when set; a value the server no longer accepts is skipped.
+                if let Err(e) = options.set(key, value) {
+                    tracing::warn!(key, error = %e, "session setting no longer applies");
+                }
             }
+            drop(overrides);
+            refresh_functions(state);
+        } else {
+            drop(overrides);
         }
-        drop(overrides);
-        refresh_functions(state);
+        self.temporaries.apply(state);
     }
 }
 
