@@ -72,7 +72,7 @@ def adbc_table(conn):
 def adbc_frame(conn, spine):
     name = "_bench_" + uuid.uuid4().hex[:12]
     with conn.cursor() as cur:
-        cur.adbc_ingest(name, spine, mode="create")
+        cur.adbc_ingest(name, spine, mode="create", temporary=True)
         try:
             cur.execute(QUERY.format(spine=name))
             return cur.fetch_arrow_table()

@@ -103,9 +103,10 @@ class Session:
 
         A ``str`` is already such a name (a table, view or feature group) or a query text, and
         is used as it is (a name holding whitespace as ``SELECT * FROM "name"``). A frame
-        (pandas, Polars, Arrow) is uploaded by ADBC bulk ingest into a new table
-        ``_fstore_tmp_<random>``, dropped when the block ends, whether it ends normally or by an
-        error.
+        (pandas, Polars, Arrow) is uploaded by ADBC bulk ingest into a new temporary table of
+        this connection's server session, ``_fstore_tmp_<random>`` (held in the server's memory,
+        seen by this session only, no privilege needed, nothing written to the warehouse),
+        dropped when the block ends, whether it ends normally or by an error.
         """
         if isinstance(data, str):
             yield relation_argument(data)
@@ -117,15 +118,16 @@ class Session:
             Statement(
                 "",
                 (),
-                f"{what}: {table.num_rows:,} rows uploaded by ADBC bulk ingest into table "
-                f"{name} (cursor.adbc_ingest({name!r}, data, mode='create'))",
+                f"{what}: {table.num_rows:,} rows uploaded by ADBC bulk ingest into temporary "
+                f"table {name} (cursor.adbc_ingest({name!r}, data, mode='create', "
+                "temporary=True))",
             ),
         )
         try:
             with self._lock:
                 cursor = self._conn.cursor()
                 try:
-                    cursor.adbc_ingest(name, table, mode="create")
+                    cursor.adbc_ingest(name, table, mode="create", temporary=True)
                 except Exception as e:
                     raise _mapped(e, f"-- bulk ingest into {name}") from None
                 finally:
