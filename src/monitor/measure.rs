@@ -121,6 +121,25 @@ fn result(
     }
 }
 
+/// The baseline feature a drift metric compares `group.feature` with, and whether it is
+/// numeric; None when it compares nothing (not in the baseline, or a categorical feature
+/// under a numeric method that names no feature).
+fn compared<'b>(
+    b: &'b crate::registry::DriftBaseline,
+    m: &MonitorMetric,
+    method: &str,
+    group: &str,
+    feature: &str,
+) -> Option<(&'b crate::registry::BaselineFeature, bool)> {
+    let bf = b
+        .features
+        .iter()
+        .find(|x| x.group == group && x.feature == feature)?;
+    let numeric = matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
+    let skipped = !numeric && m.feature.is_none() && method != "chi2" && method != "psi";
+    (!skipped).then_some((bf, numeric))
+}
+
 /// Measures every metric of `monitor` over `target` in `window`: the rows read (in the
 /// window, summed over groups) and one result per metric and feature.
 pub async fn measure(
@@ -163,19 +182,9 @@ pub async fn measure(
                 MetricKind::Drift { method } => {
                     let Some(b) = baseline else { continue };
                     for f in features.iter().filter(|f| named(f)) {
-                        let Some(bf) = b
-                            .features
-                            .iter()
-                            .find(|b| b.group == g.name && &b.feature == f)
-                        else {
+                        let Some((_, numeric)) = compared(b, m, method, &g.name, f) else {
                             continue;
                         };
-                        let numeric =
-                            matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
-                        // Numeric methods skip categorical features unless one is named.
-                        if !numeric && m.feature.is_none() && method != "chi2" && method != "psi" {
-                            continue;
-                        }
                         if !needs[gi].drift.iter().any(|(x, _)| x == f) {
                             needs[gi].drift.push((f.clone(), numeric));
                         }
@@ -349,18 +358,9 @@ pub async fn measure(
                         let Some((numbers, categories)) = drift_values.get_mut(&key) else {
                             continue;
                         };
-                        let Some(bf) = b
-                            .features
-                            .iter()
-                            .find(|x| x.group == g.name && &x.feature == f)
-                        else {
+                        let Some((bf, _)) = compared(b, m, method, &g.name, f) else {
                             continue;
                         };
-                        let numeric =
-                            matches!(bf.sketch, crate::registry::BaselineSketch::Numeric { .. });
-                        if !numeric && m.feature.is_none() && method != "chi2" && method != "psi" {
-                            continue;
-                        }
                         let reference =
                             crate::quality::drift::load_reference(registry, state, bf).await?;
                         let (statistic, p) = crate::quality::drift::drift_statistic(
