@@ -307,7 +307,14 @@ pub async fn measure(
         checks.extend(validate::evaluate(&expectations, &row)?);
     }
     let now = crate::registry::now_micros();
-    let several = target.groups.len() > 1;
+    // Per-group metrics name their group when the target has several.
+    let group_label = |g: &crate::registry::FeatureGroup| {
+        if target.groups.len() > 1 {
+            g.name.clone()
+        } else {
+            String::new()
+        }
+    };
     for m in &monitor.metrics {
         match &m.kind {
             MetricKind::MissingValues => {
@@ -397,18 +404,7 @@ pub async fn measure(
                         .is_none()
                         .then_some(MetricStatus::Alert)
                         .filter(|_| matches!(m.op, Comparison::Gt | Comparison::Ge));
-                    results.push(result(
-                        m,
-                        if several {
-                            g.name.clone()
-                        } else {
-                            String::new()
-                        },
-                        value,
-                        status,
-                        note,
-                        Some(query),
-                    ));
+                    results.push(result(m, group_label(g), value, status, note, Some(query)));
                 }
             }
             MetricKind::RowCount => {
@@ -419,18 +415,7 @@ pub async fn measure(
                         where_sql(&g.timestamp, &window)
                     );
                     let value = Some(group_rows[gi] as f64);
-                    results.push(result(
-                        m,
-                        if several {
-                            g.name.clone()
-                        } else {
-                            String::new()
-                        },
-                        value,
-                        None,
-                        None,
-                        Some(query),
-                    ));
+                    results.push(result(m, group_label(g), value, None, None, Some(query)));
                 }
             }
             MetricKind::ExpectationsFailed => {

@@ -183,14 +183,7 @@ impl MonitorService {
                 run.results = results;
             }
             Err(e) => {
-                run.target = match &monitor.target {
-                    crate::registry::MonitorTarget::FeatureSet {
-                        name,
-                        version: Some(v),
-                    } => format!("{name}@{v}"),
-                    crate::registry::MonitorTarget::FeatureSet { name, .. }
-                    | crate::registry::MonitorTarget::FeatureGroup { name } => name.clone(),
-                };
+                run.target = monitor.target.reference();
                 run.error = Some(crate::error::user_message(&e));
             }
         }

@@ -91,6 +91,21 @@ pub enum MonitorTarget {
     },
 }
 
+impl MonitorTarget {
+    /// As a reference: `set`, `set@n` or the group's name.
+    pub fn reference(&self) -> String {
+        match self {
+            MonitorTarget::FeatureSet {
+                name,
+                version: Some(v),
+            } => format!("{name}@{v}"),
+            MonitorTarget::FeatureSet { name, .. } | MonitorTarget::FeatureGroup { name } => {
+                name.clone()
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for MonitorTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
